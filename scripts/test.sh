@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# README command 2 (and .ci/run): set up, build, and run the test suite, then the fast subset
+# again under AddressSanitizer + UndefinedBehaviorSanitizer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+scripts/build.sh build
+(cd build && ctest --output-on-failure --timeout 900 -j2)
+scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMOEQ_SANITIZE=ON -DMOEQ_BUILD_BENCH=OFF
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure --timeout 900 -j2 -LE slow)

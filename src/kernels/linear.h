@@ -1,0 +1,30 @@
+// The one interface every weight matrix of the forward pass goes through, dense or quantized.
+// The model never sees a weight format: it calls forward() on a LinearOp. Quantization replaces
+// a DenseLinear by a quantized implementation (src/quant/...) with the same shape, and
+// calibration wraps one to observe its inputs.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace moeq {
+
+class LinearOp {
+ public:
+  virtual ~LinearOp() = default;
+  virtual int64_t in_features() const = 0;
+  virtual int64_t out_features() const = 0;
+  // y[n, out] = x[n, in] · Wᵀ, with W row-major [out, in] as in PyTorch. Overwrites y.
+  // Bias, if any, is the caller's. Must be safe to call from one thread while other LinearOps
+  // run on other threads; internal parallelism uses OpenMP.
+  virtual void forward(const float* x, int64_t n, float* y) const = 0;
+  // Bytes this op keeps for its weights (payload + scales + zeros), for memory reports.
+  virtual size_t storage_bytes() const = 0;
+  // Human-readable format, e.g. "bf16", "int4 g128 asym", "nf4 dq".
+  virtual std::string format_name() const = 0;
+};
+
+using LinearPtr = std::unique_ptr<LinearOp>;
+
+}  // namespace moeq

@@ -1,0 +1,12 @@
+// Each `moeq` subcommand lives in its own cmd_*.cpp and registers itself on the app here.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace moeq::cli {
+
+// Adds the subcommand and its options to `app`; the callback runs the command and throws
+// moeq::Error on bad input (main() turns it into one line on stderr and exit code 1).
+void add_version_command(CLI::App& app);
+
+}  // namespace moeq::cli
