@@ -7,4 +7,4 @@ scripts/install-deps.sh
 scripts/build.sh build
 (cd build && ctest --output-on-failure --timeout 900 -j2)
 scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMOEQ_SANITIZE=ON -DMOEQ_BUILD_BENCH=OFF
-(cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure --timeout 900 -j2 -LE slow)
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure --timeout 900 -j2 -E Slow)

@@ -1,0 +1,72 @@
+// CONTRACT (owned by the io workstream): memory-mapped safetensors checkpoints, single file or
+// sharded (model.safetensors.index.json). Tensors are viewed in place; nothing is copied until
+// a caller converts one.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/tensor.h"
+
+namespace moeq {
+
+struct TensorView {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;
+  const std::byte* data = nullptr;  // points into the mapping; valid while the file is open
+  size_t nbytes = 0;
+  std::filesystem::path file;       // for error messages
+
+  int64_t numel() const { return Tensor::count(shape); }
+  // Converts to an owning fp32 tensor (BF16/F16/F32 only; others throw naming the tensor).
+  Tensor to_f32() const;
+};
+
+// One or more mapped files seen as one name → tensor table.
+class Checkpoint {
+ public:
+  // `path` is a model folder (model.safetensors or model.safetensors.index.json inside it)
+  // or a .safetensors file. Validates every header against its file: throws moeq::Error naming
+  // the file and tensor for a truncated file, a header length past the end, offsets out of
+  // range or overlapping, byte lengths that disagree with dtype × shape, unknown dtypes.
+  static Checkpoint open(const std::filesystem::path& path);
+
+  bool contains(const std::string& name) const;
+  // Throws moeq::Error("<file>: missing tensor '<name>'") when absent.
+  const TensorView& get(const std::string& name) const;
+  // Like get(), and also checks the shape: throws naming the tensor, expected and actual shape.
+  const TensorView& get(const std::string& name, const std::vector<int64_t>& expected_shape) const;
+  const std::map<std::string, TensorView>& tensors() const { return tensors_; }
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+
+  Checkpoint(Checkpoint&&) noexcept;
+  Checkpoint& operator=(Checkpoint&&) noexcept;
+  ~Checkpoint();
+
+ private:
+  struct Mapping;
+  Checkpoint() = default;
+  std::vector<std::unique_ptr<Mapping>> mappings_;
+  std::map<std::string, TensorView> tensors_;
+  std::map<std::string, std::string> metadata_;
+};
+
+// Writes tensors to one .safetensors file atomically (temp file + rename), with `metadata` in
+// the header's __metadata__. Used by `moeq quantize` and by the tests that build bad files.
+struct TensorToWrite {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;
+  std::vector<std::byte> bytes;
+};
+void write_safetensors(const std::filesystem::path& path, const std::vector<TensorToWrite>& tensors,
+                       const std::map<std::string, std::string>& metadata = {});
+
+}  // namespace moeq
