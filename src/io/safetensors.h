@@ -29,6 +29,8 @@ struct TensorView {
   Tensor to_f32() const;
 };
 
+struct MappedFile;  // one read-only mmap of a whole file (io/safetensors.cpp)
+
 // One or more mapped files seen as one name → tensor table.
 class Checkpoint {
  public:
@@ -45,21 +47,33 @@ class Checkpoint {
   const TensorView& get(const std::string& name, const std::vector<int64_t>& expected_shape) const;
   const std::map<std::string, TensorView>& tensors() const { return tensors_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  // The path open() was given: what error messages about the whole checkpoint name.
+  const std::filesystem::path& path() const { return path_; }
 
   Checkpoint(Checkpoint&&) noexcept;
   Checkpoint& operator=(Checkpoint&&) noexcept;
   ~Checkpoint();
 
  private:
-  struct Mapping;
   Checkpoint() = default;
-  std::vector<std::unique_ptr<Mapping>> mappings_;
+  void open_sharded(const std::filesystem::path& index_path);
+  std::vector<std::unique_ptr<MappedFile>> mappings_;
   std::map<std::string, TensorView> tensors_;
   std::map<std::string, std::string> metadata_;
+  std::filesystem::path path_;
 };
+
+// Names of the floating tensors (BF16/F16/F32) holding a NaN or an infinity. Checks exponent bits
+// only, so it reads each byte once at memory speed; loaders call warn_nonfinite() on every load.
+std::vector<std::string> scan_nonfinite(const Checkpoint& checkpoint);
+// Runs scan_nonfinite and prints one warning line on stderr per offending tensor; returns them.
+std::vector<std::string> warn_nonfinite(const Checkpoint& checkpoint);
 
 // Writes tensors to one .safetensors file atomically (temp file + rename), with `metadata` in
 // the header's __metadata__. Used by `moeq quantize` and by the tests that build bad files.
+// Tensors are laid out widest dtype first, so each one starts at a multiple of its element size.
+// Throws moeq::Error naming the file and tensor on a duplicate name or a byte length that
+// disagrees with dtype × shape.
 struct TensorToWrite {
   std::string name;
   DType dtype;
