@@ -1,4 +1,4 @@
-// Writing safetensors files, and the NaN/Inf scan that loaders run over a checkpoint.
+// Writing safetensors files: one header, tensors laid out back to back, renamed into place.
 #include <algorithm>
 #include <cstring>
 #include <numeric>
@@ -59,58 +59,6 @@ void write_safetensors(const std::filesystem::path& path, const std::vector<Tens
     for (size_t i : order)
       out.write(reinterpret_cast<const char*>(tensors[i].bytes.data()), std::streamsize(tensors[i].bytes.size()));
   });
-}
-
-namespace {
-
-// True when some element of n `Bits` words has all bits of `exp_mask` set (exponent all ones:
-// Inf or NaN). Branch-free inner loop over blocks so the compiler vectorizes it.
-template <typename Bits>
-bool any_exponent_all_ones(const std::byte* p, size_t n, Bits exp_mask) {
-  constexpr size_t kBlock = 4096;
-  for (size_t start = 0; start < n; start += kBlock) {
-    const size_t stop = std::min(n, start + kBlock);
-    bool hit = false;
-    for (size_t i = start; i < stop; ++i) {
-      Bits w;
-      std::memcpy(&w, p + i * sizeof(Bits), sizeof(Bits));
-      hit |= (w & exp_mask) == exp_mask;
-    }
-    if (hit) return true;
-  }
-  return false;
-}
-
-bool has_nonfinite(const TensorView& v) {
-  const size_t n = size_t(v.numel());
-  switch (v.dtype) {
-    case DType::BF16: return any_exponent_all_ones<uint16_t>(v.data, n, 0x7f80u);
-    case DType::F16: return any_exponent_all_ones<uint16_t>(v.data, n, 0x7c00u);
-    case DType::F32: return any_exponent_all_ones<uint32_t>(v.data, n, 0x7f800000u);
-    default: return false;
-  }
-}
-
-}  // namespace
-
-std::vector<std::string> scan_nonfinite(const Checkpoint& checkpoint) {
-  std::vector<const TensorView*> views;
-  for (const auto& [name, view] : checkpoint.tensors()) views.push_back(&view);
-  std::vector<char> bad(views.size(), 0);
-#pragma omp parallel for schedule(dynamic, 4)
-  for (size_t i = 0; i < views.size(); ++i) bad[i] = has_nonfinite(*views[i]);
-  std::vector<std::string> names;
-  for (size_t i = 0; i < views.size(); ++i)
-    if (bad[i]) names.push_back(views[i]->name);
-  return names;
-}
-
-std::vector<std::string> warn_nonfinite(const Checkpoint& checkpoint) {
-  std::vector<std::string> names = scan_nonfinite(checkpoint);
-  for (const std::string& name : names)
-    fmt::print(stderr, "moeq: warning: {}: tensor '{}' contains NaN or Inf\n",
-               checkpoint.get(name).file.string(), name);
-  return names;
 }
 
 }  // namespace moeq

@@ -1,5 +1,5 @@
-// CONTRACT (draft, owned by the model workstream; may be refined, but keep these entry points):
-// one generic MoE decoder for every supported architecture, running in fp32.
+// One generic MoE decoder for every supported architecture (arch/registry.h), running in fp32.
+// Owned by the model workstream.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "kernels/dense_linear.h"
 #include "kernels/linear.h"
 
 namespace moeq {
@@ -25,23 +26,41 @@ enum class TensorRole : uint8_t {
 
 // One linear layer of the model, addressable by its Hugging Face tensor name.
 struct LinearSlot {
-  std::string name;        // HF weight name, e.g. "model.layers.3.block_sparse_moe.experts.5.w2.weight"
+  // HF weight name, e.g. "model.layers.3.block_sparse_moe.experts.5.w2.weight". Experts stored
+  // fused in one 3-D tensor (GraniteMoE) are named "<tensor>[<expert>].<projection>", e.g.
+  // "model.layers.0.block_sparse_moe.input_linear.weight[5].up" (rows ffn..2·ffn of expert 5).
+  std::string name;
   TensorRole role;
-  int layer = -1;          // -1 for embedding / lm_head
+  int layer = -1;          // -1 for lm_head
   int expert = -1;         // routed-expert index, else -1
-  std::string projection;  // "q","k","v","o","gate","up","down", "router", ...
+  std::string projection;  // "q","k","v","o","q_a","q_b","kv_a","kv_b","gate","up","down","router","shared_gate","lm_head"
   LinearPtr* op;           // the op in the model: replace it to quantize, wrap it to observe inputs
+};
+
+// The routing of one MoE layer during the last forward/run_block call.
+struct LayerRouting {
+  int64_t tokens = 0;
+  int64_t experts = 0;
+  int64_t top_k = 0;
+  std::vector<float> logits;    // [tokens, experts] router logits (as transformers' router_logits)
+  std::vector<int32_t> chosen;  // [tokens, top_k] expert ids, best first
+  std::vector<float> weights;   // [tokens, top_k] the weights their outputs are summed with
+};
+
+struct LoadOptions {
+  DenseStorage storage = DenseStorage::Mapped;
 };
 
 class Model {
  public:
-  // Loads config.json + safetensors (single or sharded) from a Hugging Face folder, or a
-  // moeq-quantized folder. Throws moeq::Error naming file and field/tensor on bad input.
-  static std::unique_ptr<Model> load(const std::filesystem::path& dir);
+  // Loads config.json + safetensors (single or sharded) from a Hugging Face folder. Throws
+  // moeq::Error naming file and field/tensor on bad input.
+  static std::unique_ptr<Model> load(const std::filesystem::path& dir, const LoadOptions& options = {});
   virtual ~Model() = default;
 
   virtual const ModelConfig& config() const = 0;
   virtual int64_t vocab_size() const = 0;
+  virtual int64_t num_layers() const = 0;
 
   // Runs ids [batch, seq_len] (row-major) after the cache's current positions (no cache:
   // positions start at 0) and returns logits [batch, seq_len, vocab].
@@ -51,6 +70,18 @@ class Model {
 
   // Every linear layer (attention, router, experts, dense MLP, lm_head), in forward order.
   virtual std::vector<LinearSlot> linears() = 0;
+
+  // The forward pass one block at a time (calibration, parity tests): forward() is
+  // head(run_block(L-1, … run_block(0, embed(ids)))). Hidden states are [batch·seq, hidden].
+  virtual Tensor embed(std::span<const int32_t> ids) const = 0;
+  // Runs decoder block `layer` in place. With a cache, its positions start at the cache's
+  // length for that layer, and the block appends its keys/values.
+  virtual void run_block(int layer, Tensor& hidden, int64_t batch, int64_t seq_len, KVCache* cache = nullptr) = 0;
+  virtual void final_norm(Tensor& hidden) const = 0;
+  virtual Tensor lm_head(const Tensor& normed) const = 0;  // logits [rows, vocab]
+
+  // Per layer, the routing of the last run of that block (empty for dense layers).
+  virtual const std::vector<LayerRouting>& last_routing() const = 0;
 };
 
 }  // namespace moeq

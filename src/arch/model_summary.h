@@ -1,0 +1,44 @@
+// What `moeq info` reports: a model's shape from config.json and its parameters by role, counted
+// from the checkpoint through tensor_roles. Reads only the handful of config fields it shows;
+// the full parsed configuration is ModelConfig (arch/config.h, model workstream).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include "model/model.h"
+
+namespace moeq {
+
+struct RoleTotals {
+  int64_t tensors = 0;
+  int64_t params = 0;  // elements
+  int64_t bytes = 0;   // as stored in the checkpoint
+};
+
+struct ModelSummary {
+  std::string model_type;    // config "model_type"
+  std::string architecture;  // config "architectures"[0]
+  int64_t layers = 0;
+  int64_t moe_layers = 0;    // layers with a router, counted from the checkpoint
+  int64_t hidden = 0;
+  int64_t vocab = 0;
+  int64_t routed_experts = 0;  // per MoE layer
+  int64_t top_k = 0;
+  int64_t shared_experts = 0;  // DeepSeek's n_shared_experts; 1 for Qwen2-MoE's / GraniteMoeShared's shared MLP
+  bool tied_embeddings = false;
+  std::array<RoleTotals, size_t(TensorRole::Other) + 1> by_role{};  // indexed by TensorRole
+  RoleTotals total;
+  // Parameters one token runs through: everything but the routed experts, plus top_k of them.
+  int64_t active_params = 0;
+
+  const RoleTotals& role(TensorRole r) const { return by_role[size_t(r)]; }
+};
+
+// `dir` is a Hugging Face model folder (config.json + model.safetensors or a sharded index).
+// Throws moeq::Error naming config.json and the field when a required field is missing.
+ModelSummary summarize_model(const std::filesystem::path& dir);
+
+}  // namespace moeq

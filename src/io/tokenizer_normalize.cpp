@@ -1,0 +1,140 @@
+// Normalizers of tokenizer.json: Unicode normal forms (utf8proc), Lowercase, Prepend, Replace,
+// Strip and Sequence.
+#include <cstdlib>
+
+#include <utf8proc.h>
+
+#include "core/error.h"
+#include "io/tokenizer_impl.h"
+#include "io/tokenizer_text.h"
+
+namespace moeq::tok {
+namespace {
+
+class UnicodeForm final : public Normalizer {
+ public:
+  explicit UnicodeForm(utf8proc_option_t options) : options_(options) {}
+  void normalize(std::string& text) const override {
+    if (text.empty()) return;
+    utf8proc_uint8_t* mapped = nullptr;
+    const utf8proc_ssize_t length = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
+                                                 utf8proc_ssize_t(text.size()), &mapped, options_);
+    if (length < 0) fail("tokenizer: Unicode normalization failed: {}", utf8proc_errmsg(length));
+    text.assign(reinterpret_cast<const char*>(mapped), size_t(length));
+    std::free(mapped);
+  }
+
+ private:
+  utf8proc_option_t options_;
+};
+
+// Rust's str::to_lowercase per character, as tokenizers applies it: the simple lowercase mapping,
+// plus the one unconditional multi-character mapping of SpecialCasing.txt (U+0130 → i + U+0307).
+class Lowercase final : public Normalizer {
+ public:
+  void normalize(std::string& text) const override {
+    std::string out;
+    out.reserve(text.size());
+    for (size_t pos = 0; pos < text.size(); pos += utf8_length(static_cast<unsigned char>(text[pos]))) {
+      const char32_t cp = utf8_decode(text, pos);
+      if (cp == 0x130) {
+        out += "i\xCC\x87";
+      } else {
+        utf8_append(out, char32_t(utf8proc_tolower(utf8proc_int32_t(cp))));
+      }
+    }
+    text = std::move(out);
+  }
+};
+
+class Prepend final : public Normalizer {
+ public:
+  explicit Prepend(std::string prefix) : prefix_(std::move(prefix)) {}
+  void normalize(std::string& text) const override {
+    if (!text.empty()) text.insert(0, prefix_);
+  }
+
+ private:
+  std::string prefix_;
+};
+
+class Replace final : public Normalizer {
+ public:
+  Replace(Regex pattern, std::string content) : pattern_(std::move(pattern)), content_(std::move(content)) {}
+  void normalize(std::string& text) const override { text = replace_all(pattern_, text, content_); }
+
+ private:
+  Regex pattern_;
+  std::string content_;
+};
+
+class Strip final : public Normalizer {
+ public:
+  Strip(bool left, bool right) : left_(left), right_(right) {}
+  void normalize(std::string& text) const override {
+    if (right_) text.resize(trailing_white_space_begin(text));
+    if (left_) text.erase(0, leading_white_space_end(text));
+  }
+
+ private:
+  bool left_;
+  bool right_;
+};
+
+class SequenceOfNormalizers final : public Normalizer {
+ public:
+  explicit SequenceOfNormalizers(std::vector<std::unique_ptr<Normalizer>> steps) : steps_(std::move(steps)) {}
+  void normalize(std::string& text) const override {
+    for (const auto& step : steps_) step->normalize(text);
+  }
+
+ private:
+  std::vector<std::unique_ptr<Normalizer>> steps_;
+};
+
+utf8proc_option_t unicode_form_options(std::string_view type) {
+  const auto stable = UTF8PROC_STABLE;
+  if (type == "NFC") return utf8proc_option_t(stable | UTF8PROC_COMPOSE);
+  if (type == "NFD") return utf8proc_option_t(stable | UTF8PROC_DECOMPOSE);
+  if (type == "NFKC") return utf8proc_option_t(stable | UTF8PROC_COMPOSE | UTF8PROC_COMPAT);
+  return utf8proc_option_t(stable | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT);
+}
+
+}  // namespace
+
+Regex read_pattern(const JsonNode& pattern) {
+  if (const auto literal = pattern.find("String")) return Regex(literal->string(), Regex::Kind::Literal, pattern.where());
+  if (const auto regex = pattern.find("Regex")) return Regex(regex->string(), Regex::Kind::Pattern, regex->where());
+  pattern.fail("must be {\"String\": ...} or {\"Regex\": ...}");
+}
+
+std::string replace_all(const Regex& pattern, std::string_view text, std::string_view content) {
+  std::string out;
+  size_t done = 0;
+  for (const Span& match : pattern.find_all(text)) {
+    out.append(text.substr(done, match.begin - done));
+    out.append(content);
+    done = match.end;
+  }
+  out.append(text.substr(done));
+  return out;
+}
+
+std::unique_ptr<Normalizer> make_normalizer(const JsonNode& node) {
+  const std::string type = node.type();
+  if (type == "NFC" || type == "NFD" || type == "NFKC" || type == "NFKD")
+    return std::make_unique<UnicodeForm>(unicode_form_options(type));
+  if (type == "Lowercase") return std::make_unique<Lowercase>();
+  if (type == "Prepend") return std::make_unique<Prepend>(node.at("prepend").string());
+  if (type == "Replace") return std::make_unique<Replace>(read_pattern(node.at("pattern")), node.at("content").string());
+  if (type == "Strip") return std::make_unique<Strip>(node.boolean_or("strip_left", true), node.boolean_or("strip_right", true));
+  if (type == "Sequence") {
+    const JsonNode list = node.at("normalizers");
+    std::vector<std::unique_ptr<Normalizer>> steps;
+    for (size_t i = 0; i < list.array_size(); ++i) steps.push_back(make_normalizer(list.element(i)));
+    return std::make_unique<SequenceOfNormalizers>(std::move(steps));
+  }
+  node.at("type").fail(fmt::format("is '{}', a normalizer moeq does not support", type));
+}
+
+}  // namespace moeq::tok

@@ -1,0 +1,158 @@
+// The generic decoder: embeddings → blocks (norm, attention, residual, norm, MoE or dense MLP,
+// residual) → final norm → lm_head, with every architectural choice read from ModelConfig.
+#include <cmath>
+
+#include "arch/config.h"
+#include "model/attention.h"
+#include "model/kv_cache.h"
+#include "model/loader.h"
+#include "model/moe.h"
+
+namespace moeq {
+namespace {
+
+class Decoder final : public Model {
+ public:
+  Decoder(ModelConfig config, std::shared_ptr<const Checkpoint> checkpoint, DenseStorage storage)
+      : c_(std::move(config)), w_(load_weights(c_, checkpoint, storage)), routing_(size_t(c_.num_layers)) {
+    const int64_t rd = c_.rope_dim();
+    // As transformers: 1 / theta^(2i/d) in fp32, usually kept in the model's dtype
+    // (ModelConfig::dtype, ArchDesc::inv_freq_in_model_dtype).
+    const DType kept = c_.arch.inv_freq_in_model_dtype ? c_.dtype : DType::F32;
+    for (int64_t i = 0; i < rd / 2; ++i) {
+      float f = 1.0f / std::pow(float(c_.rope_theta), float(2 * i) / float(rd));
+      if (kept == DType::BF16) f = bf16_to_f32(f32_to_bf16(f));
+      if (kept == DType::F16) f = f16_to_f32(f32_to_f16(f));
+      inv_freq_.push_back(f);
+    }
+  }
+
+  const ModelConfig& config() const override { return c_; }
+  int64_t vocab_size() const override { return c_.vocab_size; }
+  int64_t num_layers() const override { return c_.num_layers; }
+  const std::vector<LayerRouting>& last_routing() const override { return routing_; }
+
+  std::unique_ptr<KVCache> new_cache(int64_t batch, int64_t max_len) const override {
+    return std::make_unique<KVCache>(
+        KvShape{c_.num_layers, batch, max_len, c_.num_kv_heads, c_.qk_head_dim(), c_.v_dim()});
+  }
+
+  Tensor embed(std::span<const int32_t> ids) const override {
+    const int64_t h = c_.hidden_size;
+    Tensor out({int64_t(ids.size()), h});
+    const size_t row_bytes = size_t(h) * dtype_size(w_.embedding.dtype);
+    for (size_t t = 0; t < ids.size(); ++t) {
+      if (ids[t] < 0 || ids[t] >= c_.vocab_size) fail("token id {} is outside the vocabulary [0, {})", ids[t], c_.vocab_size);
+      convert_to_f32(w_.embedding.dtype, w_.embedding.data + size_t(ids[t]) * row_bytes, out.row(int64_t(t)), size_t(h));
+    }
+    if (c_.embedding_multiplier != 1.0)
+      for (float& v : out.data) v *= float(c_.embedding_multiplier);
+    return out;
+  }
+
+  void run_block(int layer, Tensor& hidden, int64_t batch, int64_t seq, KVCache* cache) override {
+    const int64_t n = batch * seq, h = c_.hidden_size;
+    if (layer < 0 || layer >= c_.num_layers) fail("run_block: layer {} out of range [0, {})", layer, c_.num_layers);
+    if (hidden.numel() != n * h) fail("run_block: hidden has {} values, expected {}·{}·{}", hidden.numel(), batch, seq, h);
+    const int64_t past = cache ? cache->layer_length(layer) : 0;
+    KVCache& kv = cache ? *cache : scratch(batch, seq);
+    const int64_t kv_layer = cache ? layer : 0;
+    if (cache && (cache->batch() != batch || past + seq > cache->max_len()))
+      fail("KV cache holds batch {} × {} positions; asked for batch {} at positions {}..{}", cache->batch(),
+           cache->max_len(), batch, past, past + seq);
+    update_rope_table(past, seq);
+
+    const Layer& l = w_.layers[size_t(layer)];
+    float* x = ws_.get(Buf::Normed, n * h);
+    float* y = ws_.get(Buf::BlockOut, n * h);
+    std::copy_n(hidden.ptr(), n * h, x);
+    l.input_norm.apply(x, n);
+    attention_forward(l.attn, {c_, batch, seq, past, kv, kv_layer, cos_.data(), sin_.data(), ws_}, x, y);
+    add_residual(hidden.ptr(), y, n * h);
+    std::copy_n(hidden.ptr(), n * h, x);
+    l.post_norm.apply(x, n);
+    if (l.moe)
+      moe_forward(*l.moe, c_, x, n, y, ws_, routing_[size_t(layer)]);
+    else
+      l.dense->forward(x, n, y, ws_);
+    add_residual(hidden.ptr(), y, n * h);
+    if (cache) cache->set_layer_length(layer, past + seq);
+  }
+
+  void final_norm(Tensor& hidden) const override { w_.final_norm.apply(hidden.ptr(), hidden.numel() / c_.hidden_size); }
+
+  Tensor lm_head(const Tensor& normed) const override {
+    const int64_t rows = normed.numel() / c_.hidden_size;
+    Tensor logits({rows, c_.vocab_size});
+    w_.lm_head(normed.ptr(), rows, logits.ptr());
+    if (c_.logits_scaling != 1.0)
+      for (float& v : logits.data) v /= float(c_.logits_scaling);
+    return logits;
+  }
+
+  Tensor forward(std::span<const int32_t> ids, int64_t batch, int64_t seq, KVCache* cache) override {
+    if (int64_t(ids.size()) != batch * seq) fail("forward: {} ids for batch {} × seq {}", ids.size(), batch, seq);
+    Tensor hidden = embed(ids);
+    for (int i = 0; i < int(c_.num_layers); ++i) run_block(i, hidden, batch, seq, cache);
+    final_norm(hidden);
+    Tensor logits = lm_head(hidden);
+    logits.shape = {batch, seq, c_.vocab_size};
+    return logits;
+  }
+
+  std::vector<LinearSlot> linears() override {
+    std::vector<LinearSlot> out;
+    auto add = [&](Linear& l, int layer) {
+      out.push_back({l.name, l.role, layer, l.expert, l.projection, &l.op});
+    };
+    for (size_t i = 0; i < w_.layers.size(); ++i) for_each_linear(w_.layers[i], [&](Linear& l) { add(l, int(i)); });
+    add(w_.lm_head, -1);
+    return out;
+  }
+
+ private:
+  void add_residual(float* hidden, const float* y, int64_t n) const {
+    const float m = float(c_.residual_multiplier);
+    for (int64_t i = 0; i < n; ++i) hidden[i] += y[i] * m;
+  }
+
+  // Without a cache, a block's keys/values only live during the block: one reusable store.
+  KVCache& scratch(int64_t batch, int64_t seq) {
+    if (!scratch_ || scratch_->batch() != batch || scratch_->max_len() < seq)
+      scratch_ = std::make_unique<KVCache>(KvShape{1, batch, seq, c_.num_kv_heads, c_.qk_head_dim(), c_.v_dim()});
+    return *scratch_;
+  }
+
+  void update_rope_table(int64_t past, int64_t seq) {
+    if (past == table_past_ && seq == table_seq_) return;
+    const int64_t half = int64_t(inv_freq_.size());
+    cos_.resize(size_t(seq * half));
+    sin_.resize(size_t(seq * half));
+    for (int64_t s = 0; s < seq; ++s)
+      for (int64_t i = 0; i < half; ++i) {
+        const float angle = float(past + s) * inv_freq_[size_t(i)];
+        cos_[size_t(s * half + i)] = std::cos(angle);
+        sin_[size_t(s * half + i)] = std::sin(angle);
+      }
+    table_past_ = past;
+    table_seq_ = seq;
+  }
+
+  ModelConfig c_;
+  DecoderWeights w_;
+  std::vector<LayerRouting> routing_;
+  std::vector<float> inv_freq_, cos_, sin_;
+  int64_t table_past_ = -1, table_seq_ = -1;
+  Workspace ws_;
+  std::unique_ptr<KVCache> scratch_;
+};
+
+}  // namespace
+
+std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, const LoadOptions& options) {
+  ModelConfig config = load_config(dir);
+  auto checkpoint = std::make_shared<const Checkpoint>(Checkpoint::open(dir));
+  return std::make_unique<Decoder>(std::move(config), std::move(checkpoint), options.storage);
+}
+
+}  // namespace moeq

@@ -1,0 +1,23 @@
+// Builds the decoder's blocks from a checkpoint, naming tensors as the architecture's
+// description says and checking every shape against the config.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "io/safetensors.h"
+#include "model/blocks.h"
+
+namespace moeq {
+
+struct DecoderWeights {
+  WeightView embedding;  // [vocab, hidden], stored dtype
+  std::vector<Layer> layers;
+  Norm final_norm;
+  Linear lm_head;
+};
+
+DecoderWeights load_weights(const ModelConfig& config, std::shared_ptr<const Checkpoint> checkpoint,
+                            DenseStorage storage);
+
+}  // namespace moeq
