@@ -3,6 +3,7 @@
 #include <map>
 
 #include "arch/config.h"
+#include "arch/tensor_roles.h"
 #include "io/safetensors.h"
 #include "model/model.h"
 #include "test_util.h"
@@ -101,6 +102,28 @@ TEST(Linears, WrappedOpsSeeEveryTokenRoutedToThem) {
   int64_t total = 0;
   for (auto r : expert_rows) total += r;
   EXPECT_EQ(total, 10 * model->config().top_k);
+}
+
+}  // namespace
+}  // namespace moeq
+
+namespace moeq {
+namespace {
+
+// The loader's roles agree with arch/tensor_roles' reading of the same names.
+TEST(Linears, RolesAgreeWithTensorRoleClassifier) {
+  for (auto name : {"mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek_v2", "deepseek_v3", "granitemoe", "phimoe"}) {
+    auto model = Model::load(fixture(name));
+    for (const auto& s : model->linears()) {
+      const std::string tensor = s.name.substr(0, s.name.find('['));
+      TensorInfo info = classify_tensor(tensor);
+      EXPECT_EQ(info.role, s.role) << name << " " << s.name;
+      EXPECT_EQ(info.layer, s.layer) << name << " " << s.name;
+      if (info.expert == kAllExperts) continue;  // GraniteMoE's stacked experts: sliced by the loader
+      EXPECT_EQ(info.expert, s.expert) << name << " " << s.name;
+      EXPECT_EQ(info.projection, s.projection) << name << " " << s.name;
+    }
+  }
 }
 
 }  // namespace
