@@ -152,6 +152,7 @@ class Decoder final : public Model {
 std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, const LoadOptions& options) {
   ModelConfig config = load_config(dir);
   auto checkpoint = std::make_shared<const Checkpoint>(Checkpoint::open(dir));
+  warn_nonfinite(*checkpoint);
   return std::make_unique<Decoder>(std::move(config), std::move(checkpoint), options.storage);
 }
 
