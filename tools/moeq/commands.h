@@ -8,5 +8,6 @@ namespace moeq::cli {
 // Adds the subcommand and its options to `app`; the callback runs the command and throws
 // moeq::Error on bad input (main() turns it into one line on stderr and exit code 1).
 void add_version_command(CLI::App& app);
+void add_tokenize_command(CLI::App& app);
 
 }  // namespace moeq::cli

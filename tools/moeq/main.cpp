@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   CLI::App app{"moeq: structure-aware post-training quantization for Mixture-of-Experts models"};
   app.require_subcommand(1);
   moeq::cli::add_version_command(app);
+  moeq::cli::add_tokenize_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
