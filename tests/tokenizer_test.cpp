@@ -43,8 +43,9 @@ TEST(TokenizerParity, WikiText2TestMatchesReferenceIds) {
     ASSERT_EQ(expected.size(), 416156u);
     EXPECT_EQ(ids.size(), expected.size()) << model;
     EXPECT_EQ(first_difference(ids, expected), expected.size()) << model << ": first id that differs";
-    // Generous bound: the machine is shared; a quadratic slip would take minutes.
-    EXPECT_LT(seconds, 5.0) << model;
+    // A loose bound (the machine is shared, and sanitizers slow it down): it catches a slip into
+    // quadratic time, which would take minutes here. tokenizer_bench measures the real speed.
+    EXPECT_LT(seconds, 30.0) << model;
     std::printf("%s: WikiText-2 test, %zu bytes -> %zu ids in %.3f s\n", std::string(model).c_str(), text.size(),
                 ids.size(), seconds);
   }

@@ -56,6 +56,15 @@ std::unique_ptr<Normalizer> make_normalizer(const JsonNode& node);
 std::unique_ptr<PreTokenizer> make_pre_tokenizer(const JsonNode& node);
 std::unique_ptr<Decoder> make_decoder(const JsonNode& node);
 
+// The components listed in `list` (the members of a Sequence), each made by `make`.
+template <typename Component>
+std::vector<std::unique_ptr<Component>> make_each(const JsonNode& list,
+                                                  std::unique_ptr<Component> (*make)(const JsonNode&)) {
+  std::vector<std::unique_ptr<Component>> components;
+  for (size_t i = 0; i < list.array_size(); ++i) components.push_back(make(list.element(i)));
+  return components;
+}
+
 // {"String": s} (matched literally) or {"Regex": r}: the pattern of Split and Replace.
 Regex read_pattern(const JsonNode& pattern);
 std::string replace_all(const Regex& pattern, std::string_view text, std::string_view content);

@@ -155,12 +155,8 @@ std::unique_ptr<Normalizer> make_normalizer(const JsonNode& node) {
   if (type == "Prepend") return std::make_unique<Prepend>(node.at("prepend").string());
   if (type == "Replace") return std::make_unique<Replace>(read_pattern(node.at("pattern")), node.at("content").string());
   if (type == "Strip") return std::make_unique<Strip>(node.boolean_or("strip_left", true), node.boolean_or("strip_right", true));
-  if (type == "Sequence") {
-    const JsonNode list = node.at("normalizers");
-    std::vector<std::unique_ptr<Normalizer>> steps;
-    for (size_t i = 0; i < list.array_size(); ++i) steps.push_back(make_normalizer(list.element(i)));
-    return std::make_unique<SequenceOfNormalizers>(std::move(steps));
-  }
+  if (type == "Sequence")
+    return std::make_unique<SequenceOfNormalizers>(make_each(node.at("normalizers"), make_normalizer));
   node.at("type").fail(fmt::format("is '{}', a normalizer moeq does not support", type));
 }
 

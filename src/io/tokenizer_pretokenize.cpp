@@ -227,15 +227,12 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer(const JsonNode& node) {
   if (type == "Whitespace")  // keeps the runs of word characters and of other non-space characters
     return pattern_split(fmt::format(R"([{0}]+|[^{0}\p{{White_Space}}]+)", kWord), Behavior::Removed, true);
   if (type == "WhitespaceSplit") return pattern_split(R"(\p{White_Space})", Behavior::Removed);
-  if (type == "Sequence" || type == "BertPreTokenizer") {
+  if (type == "Sequence")
+    return std::make_unique<SequenceOfPreTokenizers>(make_each(node.at("pretokenizers"), make_pre_tokenizer));
+  if (type == "BertPreTokenizer") {
     std::vector<std::unique_ptr<PreTokenizer>> steps;
-    if (type == "BertPreTokenizer") {
-      steps.push_back(pattern_split(R"(\p{White_Space})", Behavior::Removed));
-      steps.push_back(pattern_split(punctuation_class(), Behavior::Isolated));
-    } else {
-      const JsonNode list = node.at("pretokenizers");
-      for (size_t i = 0; i < list.array_size(); ++i) steps.push_back(make_pre_tokenizer(list.element(i)));
-    }
+    steps.push_back(pattern_split(R"(\p{White_Space})", Behavior::Removed));
+    steps.push_back(pattern_split(punctuation_class(), Behavior::Isolated));
     return std::make_unique<SequenceOfPreTokenizers>(std::move(steps));
   }
   node.at("type").fail(fmt::format("is '{}', a pre-tokenizer moeq does not support", type));

@@ -161,8 +161,8 @@ std::string utf8_lossy(std::string_view bytes) {
 }
 
 Regex::Regex(std::string_view pattern, Kind kind, std::string_view where) {
-  uint32_t options = PCRE2_UTF | PCRE2_UCP;
-  if (kind == Kind::Literal) options |= PCRE2_LITERAL;
+  // PCRE2_LITERAL admits no UCP (a literal has no character classes to widen).
+  const uint32_t options = PCRE2_UTF | (kind == Kind::Literal ? PCRE2_LITERAL : PCRE2_UCP);
   int error = 0;
   PCRE2_SIZE offset = 0;
   pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
