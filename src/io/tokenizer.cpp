@@ -44,10 +44,14 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
         ids.push_back(*segment.id);
         continue;
       }
-      std::vector<Piece> pieces{Piece{normalized.substr(segment.begin, segment.end - segment.begin),
-                                      raw.begin == 0 && segment.begin == 0}};
-      if (im.pre_tokenizer) im.pre_tokenizer->pre_tokenize(pieces);
-      for (const Piece& piece : pieces) im.model.encode(piece.text, &cache, ids);
+      const Piece piece{std::string_view(normalized).substr(segment.begin, segment.end - segment.begin),
+                        raw.begin == 0 && segment.begin == 0};
+      const auto encode_piece = [&](const Piece& word) { im.model.encode(word.text, &cache, ids); };
+      if (im.pre_tokenizer) {
+        im.pre_tokenizer->pre_tokenize(piece, encode_piece);
+      } else {
+        encode_piece(piece);
+      }
     }
   }
   if (add_special_tokens) ids.insert(ids.end(), im.special_ids.after.begin(), im.special_ids.after.end());

@@ -205,12 +205,7 @@ std::unique_ptr<Decoder> make_decoder(const JsonNode& node) {
     return std::make_unique<Strip>(node.at("content").string(), read_count(node, "start"), read_count(node, "stop"));
   if (type == "Replace") return std::make_unique<Replace>(read_pattern(node.at("pattern")), node.at("content").string());
   if (type == "BPEDecoder") return std::make_unique<WordSuffix>(node.string_or("suffix", "</w>"));
-  if (type == "Sequence") {
-    const JsonNode list = node.at("decoders");
-    std::vector<std::unique_ptr<Decoder>> steps;
-    for (size_t i = 0; i < list.array_size(); ++i) steps.push_back(make_decoder(list.element(i)));
-    return std::make_unique<SequenceOfDecoders>(std::move(steps));
-  }
+  if (type == "Sequence") return std::make_unique<SequenceOfDecoders>(make_each(node.at("decoders"), make_decoder));
   node.at("type").fail(fmt::format("is '{}', a decoder moeq does not support", type));
 }
 

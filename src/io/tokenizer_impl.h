@@ -20,11 +20,13 @@
 namespace moeq::tok {
 
 // A span of text on its way to the model. `at_input_start`: it begins at offset 0 of the text
-// given to encode (Metaspace's prepend_scheme "first" adds its ▁ only there).
+// given to encode (Metaspace's prepend_scheme "first" adds its ▁ only there). The text is a view
+// that lives until the callback it is passed to returns.
 struct Piece {
-  std::string text;
+  std::string_view text;
   bool at_input_start = false;
 };
+using PieceSink = FunctionRef<void(const Piece&)>;
 
 class Normalizer {
  public:
@@ -35,8 +37,10 @@ class Normalizer {
 class PreTokenizer {
  public:
   virtual ~PreTokenizer() = default;
-  // Replaces `pieces` by their splits; empty pieces are dropped, as in tokenizers.
-  virtual void pre_tokenize(std::vector<Piece>& pieces) const = 0;
+  // Emits the splits of `piece` in order, never an empty one. Every pre-tokenizer of tokenizers
+  // works on each split independently, so pieces stream through the stages to the model one by
+  // one instead of being gathered in lists that, for a long text, outgrow the caches.
+  virtual void pre_tokenize(const Piece& piece, PieceSink emit) const = 0;
 };
 
 class Decoder {
@@ -51,6 +55,15 @@ class Decoder {
 std::unique_ptr<Normalizer> make_normalizer(const JsonNode& node);
 std::unique_ptr<PreTokenizer> make_pre_tokenizer(const JsonNode& node);
 std::unique_ptr<Decoder> make_decoder(const JsonNode& node);
+
+// The components listed in `list` (the members of a Sequence), each made by `make`.
+template <typename Component>
+std::vector<std::unique_ptr<Component>> make_each(const JsonNode& list,
+                                                  std::unique_ptr<Component> (*make)(const JsonNode&)) {
+  std::vector<std::unique_ptr<Component>> components;
+  for (size_t i = 0; i < list.array_size(); ++i) components.push_back(make(list.element(i)));
+  return components;
+}
 
 // {"String": s} (matched literally) or {"Regex": r}: the pattern of Split and Replace.
 Regex read_pattern(const JsonNode& pattern);

@@ -12,78 +12,73 @@ namespace {
 // What becomes of the matched delimiters (tokenizers' SplitDelimiterBehavior).
 enum class Behavior { Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous };
 
-struct Part {
-  size_t begin;
-  size_t end;
-  bool flag;  // before resolve(): a match; after: to be removed
-};
-
 // Unicode classes of Rust's regex, which tokenizers' built-in patterns are written in.
 constexpr std::string_view kWord = R"(\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control})";
 constexpr std::string_view kAsciiPunctuation = R"(!-/:-@\[-`{-~)";
 
-// The matches and the gaps between them, covering all of `text`.
-std::vector<Part> cover(std::string_view text, const Regex& pattern, bool invert) {
-  std::vector<Part> parts;
-  size_t done = 0;
-  for (const Span& match : pattern.find_all(text)) {
-    if (done != match.begin) parts.push_back({done, match.begin, invert});
-    parts.push_back({match.begin, match.end, !invert});
-    done = match.end;
-  }
-  if (done != text.size() || text.empty()) parts.push_back({done, text.size(), invert});
-  return parts;
-}
+// Receives the matches and the gaps between them, left to right, joins each delimiter to its
+// neighbour (or not) as `behavior` says, and emits the parts that are kept. One part is held
+// back because whether it grows depends on the next one; the result equals the folds of
+// tokenizers' NormalizedString::split.
+class PartJoiner {
+ public:
+  PartJoiner(Behavior behavior, FunctionRef<void(Span)> emit) : behavior_(behavior), emit_(emit) {}
 
-// Joins a delimiter to its neighbour (or not) and marks what is removed.
-std::vector<Part> resolve(const std::vector<Part>& parts, Behavior behavior) {
-  std::vector<Part> out;
-  bool previous_match = false;
-  switch (behavior) {
-    case Behavior::Removed:
-      return parts;
-    case Behavior::Isolated:
-      for (const Part& part : parts) out.push_back({part.begin, part.end, false});
-      return out;
-    case Behavior::Contiguous:
-    case Behavior::MergedWithPrevious:
-      for (const Part& part : parts) {
-        const bool join = behavior == Behavior::Contiguous ? part.flag == previous_match
-                                                           : part.flag && !previous_match;
-        if (join && !out.empty()) {
-          out.back().end = part.end;
-        } else {
-          out.push_back({part.begin, part.end, false});
-        }
-        previous_match = part.flag;
-      }
-      return out;
-    case Behavior::MergedWithNext:
-      for (auto part = parts.rbegin(); part != parts.rend(); ++part) {
-        if (part->flag && !previous_match && !out.empty()) {
-          out.back().begin = part->begin;
-        } else {
-          out.push_back({part->begin, part->end, false});
-        }
-        previous_match = part->flag;
-      }
-      std::reverse(out.begin(), out.end());
-      return out;
-  }
-  return out;
-}
-
-void split_pieces(std::vector<Piece>& pieces, const Regex& pattern, Behavior behavior, bool invert = false) {
-  std::vector<Piece> out;
-  out.reserve(pieces.size());
-  for (const Piece& piece : pieces) {
-    for (const Part& part : resolve(cover(piece.text, pattern, invert), behavior)) {
-      if (part.flag || part.begin == part.end) continue;
-      out.push_back({piece.text.substr(part.begin, part.end - part.begin),
-                     piece.at_input_start && part.begin == 0});
+  void push(Span part, bool is_match) {
+    if (behavior_ == Behavior::Removed) {
+      if (!is_match) emit_(part);
+      return;
     }
+    if (behavior_ == Behavior::Isolated) {
+      emit_(part);
+      return;
+    }
+    bool join = false;
+    if (held_) {
+      switch (behavior_) {
+        case Behavior::Contiguous: join = is_match == previous_match_; break;
+        case Behavior::MergedWithPrevious: join = is_match && !previous_match_; break;
+        case Behavior::MergedWithNext: join = previous_match_ && !is_match; break;
+        default: break;
+      }
+    }
+    if (join) {
+      held_->end = part.end;
+    } else {
+      finish();
+      held_ = part;
+    }
+    previous_match_ = is_match;
   }
-  pieces = std::move(out);
+
+  void finish() {
+    if (held_) emit_(*held_);
+    held_.reset();
+  }
+
+ private:
+  Behavior behavior_;
+  FunctionRef<void(Span)> emit_;
+  std::optional<Span> held_;
+  bool previous_match_ = false;
+};
+
+// Splits `piece` at the matches of `pattern` (at what does not match when `invert`).
+void split_piece(const Piece& piece, const Regex& pattern, Behavior behavior, bool invert, PieceSink emit) {
+  const std::string_view text = piece.text;
+  const auto emit_part = [&](Span part) {
+    if (part.begin != part.end)
+      emit(Piece{text.substr(part.begin, part.end - part.begin), piece.at_input_start && part.begin == 0});
+  };
+  PartJoiner joiner(behavior, emit_part);
+  size_t done = 0;
+  pattern.for_each_match(text, [&](Span match) {
+    if (done != match.begin) joiner.push({done, match.begin}, invert);
+    joiner.push(match, !invert);
+    done = match.end;
+  });
+  if (done != text.size()) joiner.push({done, text.size()}, invert);
+  joiner.finish();
 }
 
 Behavior read_behavior(const JsonNode& node) {
@@ -101,8 +96,8 @@ class PatternSplit final : public PreTokenizer {
  public:
   PatternSplit(Regex pattern, Behavior behavior, bool invert)
       : pattern_(std::move(pattern)), behavior_(behavior), invert_(invert) {}
-  void pre_tokenize(std::vector<Piece>& pieces) const override {
-    split_pieces(pieces, pattern_, behavior_, invert_);
+  void pre_tokenize(const Piece& piece, PieceSink emit) const override {
+    split_piece(piece, pattern_, behavior_, invert_, emit);
   }
 
  private:
@@ -116,20 +111,25 @@ class PatternSplit final : public PreTokenizer {
 class ByteLevel final : public PreTokenizer {
  public:
   ByteLevel(bool add_prefix_space, bool use_regex) : add_prefix_space_(add_prefix_space), use_regex_(use_regex) {}
-  void pre_tokenize(std::vector<Piece>& pieces) const override {
+  void pre_tokenize(const Piece& piece, PieceSink emit) const override {
     static const Regex gpt2(R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)",
                             Regex::Kind::Pattern, "GPT-2 pre-tokenizer regex");
-    if (add_prefix_space_) {
-      for (Piece& piece : pieces)
-        if (!piece.text.empty() && piece.text[0] != ' ') piece.text.insert(0, 1, ' ');
+    std::string prefixed;
+    Piece whole = piece;
+    if (add_prefix_space_ && !piece.text.starts_with(' ')) {
+      prefixed = " ";
+      prefixed += piece.text;
+      whole.text = prefixed;
     }
-    if (use_regex_) split_pieces(pieces, gpt2, Behavior::Isolated);
-    const ByteLevelAlphabet& alphabet = ByteLevelAlphabet::get();
-    for (Piece& piece : pieces) {
+    const auto map_bytes = [&](const Piece& part) {
       std::string mapped;
-      mapped.reserve(piece.text.size() * 2);
-      alphabet.encode(piece.text, mapped);
-      piece.text = std::move(mapped);
+      ByteLevelAlphabet::get().encode(part.text, mapped);
+      emit(Piece{mapped, part.at_input_start});
+    };
+    if (use_regex_) {
+      split_piece(whole, gpt2, Behavior::Isolated, false, map_bytes);
+    } else {
+      map_bytes(whole);
     }
   }
 
@@ -146,21 +146,23 @@ class Metaspace final : public PreTokenizer {
   Metaspace(std::string replacement, PrependScheme scheme, bool split)
       : replacement_(std::move(replacement)), scheme_(scheme), split_(split),
         delimiter_(replacement_, Regex::Kind::Literal, "Metaspace replacement") {}
-  void pre_tokenize(std::vector<Piece>& pieces) const override {
-    for (Piece& piece : pieces) {
-      std::string replaced;
-      for (char c : piece.text) {
-        if (c == ' ') {
-          replaced += replacement_;
-        } else {
-          replaced += c;
-        }
+  void pre_tokenize(const Piece& piece, PieceSink emit) const override {
+    std::string replaced;
+    const bool prepend = scheme_ == PrependScheme::Always || (scheme_ == PrependScheme::First && piece.at_input_start);
+    if (prepend && !piece.text.starts_with(' ') && !piece.text.starts_with(replacement_)) replaced = replacement_;
+    for (char c : piece.text) {
+      if (c == ' ') {
+        replaced += replacement_;
+      } else {
+        replaced += c;
       }
-      const bool prepend = scheme_ == PrependScheme::Always || (scheme_ == PrependScheme::First && piece.at_input_start);
-      if (prepend && !replaced.empty() && !replaced.starts_with(replacement_)) replaced.insert(0, replacement_);
-      piece.text = std::move(replaced);
     }
-    if (split_) split_pieces(pieces, delimiter_, Behavior::MergedWithNext);
+    const Piece whole{replaced, piece.at_input_start};
+    if (split_) {
+      split_piece(whole, delimiter_, Behavior::MergedWithNext, false, emit);
+    } else {
+      emit(whole);
+    }
   }
 
  private:
@@ -173,11 +175,17 @@ class Metaspace final : public PreTokenizer {
 class SequenceOfPreTokenizers final : public PreTokenizer {
  public:
   explicit SequenceOfPreTokenizers(std::vector<std::unique_ptr<PreTokenizer>> steps) : steps_(std::move(steps)) {}
-  void pre_tokenize(std::vector<Piece>& pieces) const override {
-    for (const auto& step : steps_) step->pre_tokenize(pieces);
-  }
+  void pre_tokenize(const Piece& piece, PieceSink emit) const override { run(0, piece, emit); }
 
  private:
+  void run(size_t step, const Piece& piece, PieceSink emit) const {
+    if (step == steps_.size()) {
+      emit(piece);
+      return;
+    }
+    steps_[step]->pre_tokenize(piece, [&](const Piece& part) { run(step + 1, part, emit); });
+  }
+
   std::vector<std::unique_ptr<PreTokenizer>> steps_;
 };
 
@@ -219,15 +227,12 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer(const JsonNode& node) {
   if (type == "Whitespace")  // keeps the runs of word characters and of other non-space characters
     return pattern_split(fmt::format(R"([{0}]+|[^{0}\p{{White_Space}}]+)", kWord), Behavior::Removed, true);
   if (type == "WhitespaceSplit") return pattern_split(R"(\p{White_Space})", Behavior::Removed);
-  if (type == "Sequence" || type == "BertPreTokenizer") {
+  if (type == "Sequence")
+    return std::make_unique<SequenceOfPreTokenizers>(make_each(node.at("pretokenizers"), make_pre_tokenizer));
+  if (type == "BertPreTokenizer") {
     std::vector<std::unique_ptr<PreTokenizer>> steps;
-    if (type == "BertPreTokenizer") {
-      steps.push_back(pattern_split(R"(\p{White_Space})", Behavior::Removed));
-      steps.push_back(pattern_split(punctuation_class(), Behavior::Isolated));
-    } else {
-      const JsonNode list = node.at("pretokenizers");
-      for (size_t i = 0; i < list.array_size(); ++i) steps.push_back(make_pre_tokenizer(list.element(i)));
-    }
+    steps.push_back(pattern_split(R"(\p{White_Space})", Behavior::Removed));
+    steps.push_back(pattern_split(punctuation_class(), Behavior::Isolated));
     return std::make_unique<SequenceOfPreTokenizers>(std::move(steps));
   }
   node.at("type").fail(fmt::format("is '{}', a pre-tokenizer moeq does not support", type));

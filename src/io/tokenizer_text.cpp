@@ -161,8 +161,8 @@ std::string utf8_lossy(std::string_view bytes) {
 }
 
 Regex::Regex(std::string_view pattern, Kind kind, std::string_view where) {
-  uint32_t options = PCRE2_UTF | PCRE2_UCP;
-  if (kind == Kind::Literal) options |= PCRE2_LITERAL;
+  // PCRE2_LITERAL admits no UCP (a literal has no character classes to widen).
+  const uint32_t options = PCRE2_UTF | (kind == Kind::Literal ? PCRE2_LITERAL : PCRE2_UCP);
   int error = 0;
   PCRE2_SIZE offset = 0;
   pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
@@ -177,27 +177,30 @@ Regex::Regex(std::string_view pattern, Kind kind, std::string_view where) {
   code_.reset(code, pcre2_code_free);
 }
 
-std::vector<Span> Regex::find_all(std::string_view text) const {
-  std::vector<Span> matches;
+void Regex::for_each_match(std::string_view text, FunctionRef<void(Span)> on_match) const {
   Matcher matcher(code_.get());
   std::optional<size_t> previous_end;
   size_t pos = 0;
   Span found;
   while (pos <= text.size() && matcher.find(text, pos, 0, found)) {
-    if (found.begin == found.end) {
-      const bool touches_previous = previous_end == found.end;
-      if (!touches_previous) {
-        matches.push_back(found);
-        previous_end = found.end;
-      }
-      if (found.end >= text.size()) break;
-      pos = found.end + utf8_length(static_cast<unsigned char>(text[found.end]));
+    if (found.begin != found.end) {
+      on_match(found);
+      previous_end = found.end;
+      pos = found.end;
       continue;
     }
-    matches.push_back(found);
-    previous_end = found.end;
-    pos = found.end;
+    if (previous_end != found.end) {
+      on_match(found);
+      previous_end = found.end;
+    }
+    if (found.end >= text.size()) break;
+    pos = found.end + utf8_length(static_cast<unsigned char>(text[found.end]));
   }
+}
+
+std::vector<Span> Regex::find_all(std::string_view text) const {
+  std::vector<Span> matches;
+  for_each_match(text, [&](Span match) { matches.push_back(match); });
   return matches;
 }
 

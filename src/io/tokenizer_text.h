@@ -9,6 +9,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 struct pcre2_real_code_8;
@@ -18,6 +20,27 @@ namespace moeq::tok {
 struct Span {
   size_t begin = 0;
   size_t end = 0;
+};
+
+// A non-owning reference to a callable, for callbacks that run before the call returns. Unlike
+// std::function it never allocates, which matters when it is made once per pre-tokenized piece.
+template <typename Signature>
+class FunctionRef;
+template <typename R, typename... Args>
+class FunctionRef<R(Args...)> {
+ public:
+  template <typename F>
+    requires(!std::is_same_v<std::remove_cvref_t<F>, FunctionRef> && std::is_invocable_r_v<R, F&, Args...>)
+  FunctionRef(F&& callable)  // NOLINT(google-explicit-constructor): a lambda converts where a callback is taken
+      : object_(const_cast<void*>(static_cast<const void*>(std::addressof(callable)))),
+        call_([](void* object, Args... args) -> R {
+          return (*static_cast<std::remove_reference_t<F>*>(object))(std::forward<Args>(args)...);
+        }) {}
+  R operator()(Args... args) const { return call_(object_, std::forward<Args>(args)...); }
+
+ private:
+  void* object_;
+  R (*call_)(void*, Args...);
 };
 
 // Byte length of the UTF-8 sequence that starts with `lead` (1 for a stray byte).
@@ -40,6 +63,7 @@ class Regex {
 
   // Non-overlapping matches from left to right. An empty match right where the previous match
   // ended is skipped, as Rust's regex and Oniguruma (which Hugging Face tokenizers use) do.
+  void for_each_match(std::string_view text, FunctionRef<void(Span)> on_match) const;
   std::vector<Span> find_all(std::string_view text) const;
   // Length of the match anchored at `pos`, or nullopt.
   std::optional<size_t> match_at(std::string_view text, size_t pos) const;

@@ -1,0 +1,130 @@
+// The pre-tokenizers, normalizers and added-token matching that the models' own tokenizer.json
+// does not use, one by one. Expected splits are the examples of Hugging Face tokenizers' own
+// tests (normalizer.rs, pre_tokenizers/*.rs) unless a comment derives them.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "io/tokenizer_impl.h"
+
+namespace moeq {
+namespace {
+
+using nlohmann::json;
+using Strings = std::vector<std::string>;
+
+const std::string kFile = "test.json";
+
+Strings pre_tokenize(const json& spec, std::string_view text) {
+  const auto pre_tokenizer = tok::make_pre_tokenizer(tok::JsonNode(spec, kFile, "pre_tokenizer"));
+  Strings pieces;
+  pre_tokenizer->pre_tokenize(tok::Piece{text, true}, [&](const tok::Piece& piece) { pieces.emplace_back(piece.text); });
+  return pieces;
+}
+
+std::string normalize(const json& spec, std::string text) {
+  tok::make_normalizer(tok::JsonNode(spec, kFile, "normalizer"))->normalize(text);
+  return text;
+}
+
+json split_on_dash(const char* behavior) {
+  return {{"type", "Split"}, {"pattern", {{"String", "-"}}}, {"behavior", behavior}, {"invert", false}};
+}
+
+TEST(TokenizerComponents, SplitBehaviors) {
+  const std::string text = "The-final--countdown";
+  EXPECT_EQ(pre_tokenize(split_on_dash("Removed"), text), (Strings{"The", "final", "countdown"}));
+  EXPECT_EQ(pre_tokenize(split_on_dash("Isolated"), text), (Strings{"The", "-", "final", "-", "-", "countdown"}));
+  EXPECT_EQ(pre_tokenize(split_on_dash("MergedWithPrevious"), text), (Strings{"The-", "final-", "-", "countdown"}));
+  EXPECT_EQ(pre_tokenize(split_on_dash("MergedWithNext"), text), (Strings{"The", "-final", "-", "-countdown"}));
+  EXPECT_EQ(pre_tokenize(split_on_dash("Contiguous"), text), (Strings{"The", "-", "final", "--", "countdown"}));
+  // Delimiters at both ends (derived from the same folds): nothing before the first to merge into.
+  EXPECT_EQ(pre_tokenize(split_on_dash("MergedWithPrevious"), "-a-"), (Strings{"-", "a-"}));
+  EXPECT_EQ(pre_tokenize(split_on_dash("MergedWithNext"), "-a-"), (Strings{"-a", "-"}));
+}
+
+TEST(TokenizerComponents, SplitInvertedRegex) {
+  const json spec = {{"type", "Split"}, {"pattern", {{"Regex", R"(\w+|[^\w\s]+)"}}}, {"behavior", "Removed"}, {"invert", true}};
+  EXPECT_EQ(pre_tokenize(spec, "How are you doing?"), (Strings{"How", "are", "you", "doing", "?"}));
+}
+
+TEST(TokenizerComponents, WhitespacePunctuationDigits) {
+  EXPECT_EQ(pre_tokenize({{"type", "Whitespace"}}, "Hey friend!     How are you?!?"),
+            (Strings{"Hey", "friend", "!", "How", "are", "you", "?!?"}));
+  EXPECT_EQ(pre_tokenize({{"type", "WhitespaceSplit"}}, "Hey, man, Good?"), (Strings{"Hey,", "man,", "Good?"}));
+  EXPECT_EQ(pre_tokenize({{"type", "Punctuation"}, {"behavior", "Isolated"}}, "Hey friend!     How are you?!?"),
+            (Strings{"Hey friend", "!", "     How are you", "?", "!", "?"}));
+  EXPECT_EQ(pre_tokenize({{"type", "Digits"}, {"individual_digits", true}}, "Hey 123 friend!"),
+            (Strings{"Hey ", "1", "2", "3", " friend!"}));
+  EXPECT_EQ(pre_tokenize({{"type", "Digits"}, {"individual_digits", false}}, "Hey 123 friend!"),
+            (Strings{"Hey ", "123", " friend!"}));
+  EXPECT_EQ(pre_tokenize({{"type", "BertPreTokenizer"}}, "Hey friend!     How are you?!?"),
+            (Strings{"Hey", "friend", "!", "How", "are", "you", "?", "!", "?"}));
+}
+
+TEST(TokenizerComponents, ByteLevelPrefixSpaceAndRegex) {
+  const json spec = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"use_regex", true}};
+  EXPECT_EQ(pre_tokenize(spec, "Hello my friend, how is your day going?"),
+            (Strings{"\u0120Hello", "\u0120my", "\u0120friend", ",", "\u0120how", "\u0120is", "\u0120your", "\u0120day",
+                     "\u0120going", "?"}));
+  // Without the regex the piece stays whole; bytes map to GPT-2's alphabet (space → Ġ, \n → Ċ).
+  const json plain = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}};
+  EXPECT_EQ(pre_tokenize(plain, "a b\n\xC3\xA9"), (Strings{"a\u0120b\u010A\u00C3\u00A9"}));
+}
+
+TEST(TokenizerComponents, MetaspaceSplit) {
+  const json spec = {{"type", "Metaspace"}, {"replacement", "\u2581"}, {"prepend_scheme", "always"}, {"split", true}};
+  EXPECT_EQ(pre_tokenize(spec, "Hey friend!"), (Strings{"\u2581Hey", "\u2581friend!"}));
+  EXPECT_EQ(pre_tokenize(spec, "Hey   friend!"), (Strings{"\u2581Hey", "\u2581", "\u2581", "\u2581friend!"}));
+}
+
+TEST(TokenizerComponents, Normalizers) {
+  EXPECT_EQ(normalize({{"type", "NFD"}}, "\xC3\xA9"), "e\xCC\x81");
+  EXPECT_EQ(normalize({{"type", "NFC"}}, "e\xCC\x81 and A\xCC\x8A"), "\xC3\xA9 and \xC3\x85");
+  EXPECT_EQ(normalize({{"type", "NFKC"}}, "\xEF\xAC\x81 \xE2\x91\xA0"), "fi 1");     // ﬁ ligature, circled 1
+  EXPECT_EQ(normalize({{"type", "NFKD"}}, "\xEF\xAC\x81\xC3\xA9"), "fie\xCC\x81");
+  // Rust's to_lowercase: İ (U+0130) becomes i + U+0307; Σ simply σ (no final-sigma rule per char).
+  EXPECT_EQ(normalize({{"type", "Lowercase"}}, "HeLLo \xC4\xB0 \xCE\xA3"), "hello i\xCC\x87 \xCF\x83");
+  EXPECT_EQ(normalize({{"type", "Strip"}, {"strip_left", true}, {"strip_right", true}}, "  This is an example  "),
+            "This is an example");
+  EXPECT_EQ(normalize({{"type", "Strip"}, {"strip_left", false}, {"strip_right", true}}, "\u3000 x \n\u00a0"), "\u3000 x");
+  EXPECT_EQ(normalize({{"type", "Replace"}, {"pattern", {{"Regex", R"(\s+)"}}}, {"content", "_"}}, " Hello   friend "),
+            "_Hello_friend_");
+  EXPECT_EQ(normalize({{"type", "Replace"}, {"pattern", {{"String", "aaa"}}}, {"content", "b"}}, "aaaab"), "bab");
+  const json sequence = {{"type", "Sequence"},
+                         {"normalizers", {{{"type", "Prepend"}, {"prepend", "\u2581"}}, {{"type", "Lowercase"}}}}};
+  EXPECT_EQ(normalize(sequence, "AB"), "\u2581ab");
+  EXPECT_EQ(normalize(sequence, ""), "");  // Prepend leaves empty text empty
+}
+
+std::vector<std::pair<std::string, int>> added_split(const std::vector<tok::AddedToken>& tokens, std::string_view text) {
+  const tok::AddedVocabulary vocabulary(tokens, nullptr);
+  std::vector<std::pair<std::string, int>> out;
+  for (const tok::Segment& segment : vocabulary.split(text, tok::AddedVocabulary::Stage::Raw))
+    out.emplace_back(text.substr(segment.begin, segment.end - segment.begin), segment.id.value_or(-1));
+  return out;
+}
+
+tok::AddedToken added(int32_t id, std::string content) {
+  tok::AddedToken token;
+  token.id = id;
+  token.content = std::move(content);
+  token.normalized = false;
+  return token;
+}
+
+TEST(TokenizerComponents, AddedTokenFlags) {
+  using Split = std::vector<std::pair<std::string, int>>;
+  // Leftmost, then longest: "<ab>" beats "<a" where both start.
+  EXPECT_EQ(added_split({added(1, "<a"), added(2, "<ab>")}, "x<ab>y<a"), (Split{{"x", -1}, {"<ab>", 2}, {"y", -1}, {"<a", 1}}));
+  // lstrip/rstrip take the white space around the token into it.
+  tok::AddedToken mask = added(7, "<mask>");
+  mask.lstrip = mask.rstrip = true;
+  EXPECT_EQ(added_split({mask}, "I saw a  <mask>\there"), (Split{{"I saw a", -1}, {"  <mask>\t", 7}, {"here", -1}}));
+  // single_word: not inside a word ("cab", "abc"), but alone or next to punctuation.
+  tok::AddedToken word = added(3, "ab");
+  word.single_word = true;
+  EXPECT_EQ(added_split({word}, "ab cab abc ab."), (Split{{"ab", 3}, {" cab abc ", -1}, {"ab", 3}, {".", -1}}));
+}
+
+}  // namespace
+}  // namespace moeq
