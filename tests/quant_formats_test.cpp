@@ -3,7 +3,6 @@
 // blocks, and size accounting.
 #include <bit>
 #include <cmath>
-#include <random>
 
 #include <gtest/gtest.h>
 
@@ -14,17 +13,12 @@
 #include "quant/formats/gptq.h"
 #include "quant/formats/size.h"
 #include "quant/formats/traits.h"
+#include "quant_test_util.h"
 
 namespace moeq {
 namespace {
 
-std::vector<float> random_weights(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, 0.02f);
-  std::vector<float> w(static_cast<size_t>(n));
-  for (float& v : w) v = dist(rng);
-  return w;
-}
+std::vector<float> random_weights(int64_t n, uint32_t seed) { return testing::normal_values(n, seed, 0.02f); }
 
 TEST(QuantSpec, ParsesAndPrintsCanonically) {
   for (const char* text : {"int4 g128 asym", "int8 g0 sym", "int3 g32 asym", "int2 g64 sym", "nf4 dq", "fp4", "nf4"})

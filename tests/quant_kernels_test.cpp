@@ -2,24 +2,18 @@
 // against the reference kernels and against dequantize-then-matmul, for each format, on odd
 // shapes (in 448, 192, 128, 100; out not a multiple of 8), including act-order g_idx.
 #include <cmath>
-#include <random>
 
 #include <gtest/gtest.h>
 
 #include "kernels/cpu/quant_linear.h"
 #include "quant/algo/rtn.h"
 #include "quant/formats/traits.h"
+#include "quant_test_util.h"
 
 namespace moeq {
 namespace {
 
-std::vector<float> normal(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, 1.0f);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = dist(rng);
-  return v;
-}
+using testing::normal_values;
 
 std::vector<Isa> isas() {
   std::vector<Isa> out;
@@ -67,7 +61,7 @@ QuantizedMatrix as_stored(const QuantizedMatrix& m) {
 void check_all_paths(const QuantizedMatrix& m, const std::string& what) {
   const QuantizedMatrix stored = as_stored(m);
   for (int64_t n : {1, 3, 6, 16, 33}) {
-    const std::vector<float> x = normal(n * m.cols, uint32_t(n));
+    const std::vector<float> x = normal_values(n * m.cols, uint32_t(n));
     const Dense dense = dense_reference(stored, x, n);
     std::vector<float> ref(size_t(n * m.rows));
     make_quant_linear(m, {.isa = Isa::Scalar, .gemm_min_tokens = 1 << 30})->forward(x.data(), n, ref.data());
@@ -93,7 +87,7 @@ TEST(QuantKernels, IntFormatsOnOddShapes) {
   uint32_t seed = 10;
   for (const Shape& s : shapes)
     for (const char* spec : specs) {
-      const std::vector<float> w = normal(s.out * s.in, ++seed);
+      const std::vector<float> w = normal_values(s.out * s.in, ++seed);
       check_all_paths(rtn_quantize(w.data(), s.out, s.in, parse_quant_spec(spec)),
                       std::string(spec) + " " + std::to_string(s.out) + "x" + std::to_string(s.in));
     }
@@ -101,10 +95,10 @@ TEST(QuantKernels, IntFormatsOnOddShapes) {
 
 TEST(QuantKernels, IntPaddingAndActOrder) {
   // in = 100: per-channel rows padded to 128 inputs.
-  const std::vector<float> w = normal(21 * 100, 3);
+  const std::vector<float> w = normal_values(21 * 100, 3);
   check_all_paths(rtn_quantize(w.data(), 21, 100, parse_quant_spec("int4 g0 asym")), "int4 g0 100 in");
   // Act-order: a g_idx that interleaves the groups (GPTQ desc_act); groups of 64 over 192 columns.
-  const std::vector<float> w2 = normal(30 * 192, 4);
+  const std::vector<float> w2 = normal_values(30 * 192, 4);
   QuantizedMatrix m = rtn_quantize(w2.data(), 30, 192, parse_quant_spec("int3 g64 asym"));
   for (int64_t c = 0; c < 192; ++c) m.g_idx[size_t(c)] = int32_t(c % 3);
   check_all_paths(m, "int3 g64 act-order");
@@ -115,14 +109,14 @@ TEST(QuantKernels, Bnb4FormatsOnOddShapes) {
   uint32_t seed = 50;
   for (const Shape& s : shapes)
     for (const char* spec : {"nf4", "fp4", "nf4 dq", "fp4 dq"}) {
-      const std::vector<float> w = normal(s.out * s.in, ++seed);
+      const std::vector<float> w = normal_values(s.out * s.in, ++seed);
       check_all_paths(rtn_quantize(w.data(), s.out, s.in, parse_quant_spec(spec)),
                       std::string(spec) + " " + std::to_string(s.out) + "x" + std::to_string(s.in));
     }
 }
 
 TEST(QuantKernels, SimdDequantTilesEqualTheReferenceBitForBit) {
-  const std::vector<float> w = normal(37 * 448, 9);
+  const std::vector<float> w = normal_values(37 * 448, 9);
   for (const char* spec : {"int2 g32 asym", "int3 g128 sym", "int4 g64 asym", "int8 g0 sym"}) {
     const IntLayout L = make_int_layout(rtn_quantize(w.data(), 37, 448, parse_quant_spec(spec)));
     std::vector<float> ref(size_t(L.in_pad * L.out_pad));
@@ -145,7 +139,7 @@ TEST(QuantKernels, SimdDequantTilesEqualTheReferenceBitForBit) {
 }
 
 TEST(QuantKernels, OpReportsShapeFormatAndStoredBytes) {
-  const std::vector<float> w = normal(448 * 256, 5);
+  const std::vector<float> w = normal_values(448 * 256, 5);
   const LinearPtr op = make_quant_linear(rtn_quantize(w.data(), 448, 256, parse_quant_spec("int4 g128 asym")));
   EXPECT_EQ(op->in_features(), 256);
   EXPECT_EQ(op->out_features(), 448);

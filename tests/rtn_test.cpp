@@ -1,12 +1,12 @@
 // Round-to-nearest against hand-computed examples of rtn_torch.md's definition.
 #include <cmath>
-#include <random>
 
 #include <gtest/gtest.h>
 
 #include "quant/algo/rtn.h"
 #include "quant/formats/bnb4.h"
 #include "quant/formats/traits.h"
+#include "quant_test_util.h"
 
 namespace moeq {
 namespace {
@@ -57,11 +57,8 @@ TEST(Rtn, OneSignedGroupsWidenTheRangeToZero) {
 }
 
 TEST(Rtn, GroupsAreIndependentAndErrorIsHalfAStep) {
-  std::mt19937 rng(7);
-  std::normal_distribution<float> dist(0.0f, 1.0f);
   const int64_t rows = 3, cols = 192;
-  std::vector<float> w(size_t(rows * cols));
-  for (float& v : w) v = dist(rng);
+  const std::vector<float> w = testing::normal_values(rows * cols, 7);
   for (const char* spec : {"int2 g32 asym", "int3 g64 sym", "int4 g128 asym", "int8 g0 sym"}) {
     const QuantizedMatrix m = rtn(w, rows, spec);
     const std::vector<float> back = dequantize(m);

@@ -13,8 +13,9 @@ namespace {
 
 // A dequantized tile of about this many floats (256 KiB) stays in L2 while sgemm reads it.
 constexpr int64_t kTileFloats = 64 * 1024;
-// Below this many multiply-adds a forward runs on the calling thread only.
-constexpr int64_t kParallelMacs = 1 << 16;
+// Below this many multiply-adds (~30 µs on one core) a forward runs on the calling thread only:
+// a decode step of one expert matrix (~10^5) is over before a thread team would have formed.
+constexpr int64_t kParallelMacs = 1 << 20;
 constexpr int64_t kGemvOuts = 64;  // outputs per parallel work item of the Int gemv
 constexpr int64_t kGemvRows = 16;  // rows per work item of the bnb gemv
 
