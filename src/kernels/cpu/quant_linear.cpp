@@ -1,0 +1,135 @@
+#include "kernels/cpu/quant_linear.h"
+
+#include <algorithm>
+#include <vector>
+
+#include <cblas.h>
+
+#include "quant/formats/size.h"
+#include "quant/formats/traits.h"
+
+namespace moeq {
+namespace {
+
+// A dequantized tile of about this many floats (256 KiB) stays in L2 while sgemm reads it.
+constexpr int64_t kTileFloats = 64 * 1024;
+// Below this many multiply-adds (~30 µs on one core) a forward runs on the calling thread only:
+// a decode step of one expert matrix (~10^5) is over before a thread team would have formed.
+constexpr int64_t kParallelMacs = 1 << 20;
+constexpr int64_t kGemvOuts = 64;  // outputs per parallel work item of the Int gemv
+constexpr int64_t kGemvRows = 16;  // rows per work item of the bnb gemv
+
+const QuantKernels* pick_kernels(const QuantLinearOptions& options) {
+  return &quant_kernels(options.isa.value_or(best_isa()));
+}
+
+// Tile width in units of `align`: as many as fit kTileFloats next to `depth` floats each.
+int64_t tile_width(int64_t depth, int64_t align, int64_t limit) {
+  const int64_t w = std::max<int64_t>(1, kTileFloats / std::max<int64_t>(depth, 1) / align) * align;
+  return std::min(w, (limit + align - 1) / align * align);
+}
+
+}  // namespace
+
+IntQuantLinear::IntQuantLinear(const QuantizedMatrix& m, const QuantLinearOptions& options)
+    : spec_(m.spec), layout_(make_int_layout(m)), kernels_(pick_kernels(options)),
+      gemm_min_tokens_(options.gemm_min_tokens) {}
+
+size_t IntQuantLinear::storage_bytes() const { return size_t(quant_size(spec_, layout_.out, layout_.in).total()); }
+
+void IntQuantLinear::forward(const float* x, int64_t n, float* y) const {
+  const IntLayout& L = layout_;
+  const float* xp = x;
+  thread_local std::vector<float> gathered;
+  if (!L.identity) {  // group order and padding (act-order, or in % 32 != 0)
+    gathered.resize(size_t(n * L.in_pad));
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t i = 0; i < L.in_pad; ++i) {
+        const int32_t c = L.src_col[size_t(i)];
+        gathered[size_t(t * L.in_pad + i)] = c < 0 ? 0.0f : x[t * L.in + c];
+      }
+    xp = gathered.data();
+  }
+  if (n >= gemm_min_tokens_)
+    gemm(xp, n, y);
+  else
+    gemv(xp, n, y);
+}
+
+void IntQuantLinear::gemm(const float* xp, int64_t n, float* y) const {
+  const IntLayout& L = layout_;
+  const int64_t width = tile_width(L.in_pad, kOutPad, L.out_pad);
+  const int64_t tiles = (L.out_pad + width - 1) / width;
+#pragma omp parallel for schedule(dynamic) if (tiles > 1 && n * L.in * L.out >= kParallelMacs)
+  for (int64_t k = 0; k < tiles; ++k) {
+    thread_local std::vector<float> tile;
+    const int64_t o0 = k * width, o1 = std::min(o0 + width, L.out_pad), cols = std::min(o1, L.out) - o0;
+    if (cols <= 0) continue;
+    tile.resize(size_t(L.in_pad * (o1 - o0)));
+    kernels_->int_dequant(L, o0, o1, tile.data());
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(n), int(cols), int(L.in_pad), 1.0f, xp, int(L.in_pad),
+                tile.data(), int(o1 - o0), 0.0f, y + o0, int(L.out));
+  }
+}
+
+void IntQuantLinear::gemv(const float* xp, int64_t n, float* y) const {
+  const IntLayout& L = layout_;
+  thread_local std::vector<float> xsum, ypad;
+  xsum.assign(size_t(n * L.n_groups), 0.0f);
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t g = 0; g < L.n_groups; ++g)
+      for (int64_t i = L.group_start[size_t(g)]; i < L.group_start[size_t(g + 1)]; ++i)
+        xsum[size_t(t * L.n_groups + g)] += xp[t * L.in_pad + i];
+  ypad.resize(size_t(n * L.out_pad));
+  const int64_t items = (L.out_pad + kGemvOuts - 1) / kGemvOuts;
+  const float* sums = xsum.data();
+  float* yp = ypad.data();
+#pragma omp parallel for schedule(static) if (items > 1 && n * L.in * L.out >= kParallelMacs)
+  for (int64_t k = 0; k < items; ++k)
+    kernels_->int_gemv(L, xp, sums, n, k * kGemvOuts, std::min(L.out_pad, (k + 1) * kGemvOuts), yp, L.out_pad);
+  for (int64_t t = 0; t < n; ++t) std::copy_n(yp + t * L.out_pad, L.out, y + t * L.out);
+}
+
+Bnb4QuantLinear::Bnb4QuantLinear(Bnb4Tensors tensors, const QuantLinearOptions& options)
+    : t_(std::move(tensors)), kernels_(pick_kernels(options)), gemm_min_tokens_(options.gemm_min_tokens) {}
+
+size_t Bnb4QuantLinear::storage_bytes() const { return size_t(quant_size(t_.spec, t_.rows, t_.cols).total()); }
+
+void Bnb4QuantLinear::forward(const float* x, int64_t n, float* y) const {
+  const int64_t rows = t_.rows, cols = t_.cols;
+  const bool parallel = n * rows * cols >= kParallelMacs;
+  if (n < gemm_min_tokens_) {
+    const int64_t items = (rows + kGemvRows - 1) / kGemvRows;
+#pragma omp parallel for schedule(static) if (parallel && items > 1)
+    for (int64_t k = 0; k < items; ++k)
+      kernels_->bnb4_gemv(t_, x, n, k * kGemvRows, std::min(rows, (k + 1) * kGemvRows), y, rows);
+    return;
+  }
+  const int64_t height = tile_width(cols, 1, rows);
+  const int64_t tiles = (rows + height - 1) / height;
+#pragma omp parallel for schedule(dynamic) if (parallel && tiles > 1)
+  for (int64_t k = 0; k < tiles; ++k) {
+    thread_local std::vector<float> tile;
+    const int64_t r0 = k * height, r1 = std::min(rows, r0 + height);
+    tile.resize(size_t((r1 - r0) * cols));
+    kernels_->bnb4_dequant(t_, r0, r1, tile.data());
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(r1 - r0), int(cols), 1.0f, x, int(cols),
+                tile.data(), int(cols), 0.0f, y + r0, int(rows));
+  }
+}
+
+LinearPtr make_quant_linear(const QuantizedMatrix& m, const QuantLinearOptions& options) {
+  if (m.spec.format == QuantFormat::Int) return std::make_unique<IntQuantLinear>(m, options);
+  return std::make_unique<Bnb4QuantLinear>(pack_bnb4(m), options);
+}
+
+LinearPtr make_quant_linear(const GptqTensors& t, const QuantLinearOptions& options) {
+  return std::make_unique<IntQuantLinear>(unpack_gptq(t), options);
+}
+
+LinearPtr make_quant_linear(const Bnb4Tensors& t, const QuantLinearOptions& options) {
+  check_quantized_matrix(unpack_bnb4(t), "make_quant_linear");
+  return std::make_unique<Bnb4QuantLinear>(t, options);
+}
+
+}  // namespace moeq

@@ -1,0 +1,69 @@
+// The scalar reference kernels: the definitions of kernels/cpu/quant_kernels.h written out one
+// weight at a time, each weight dequantized as (q − z) · s or table[q] · absmax. Every SIMD
+// kernel is tested against these.
+#include <vector>
+
+#include "core/dtype.h"
+#include "kernels/cpu/quant_kernels.h"
+
+namespace moeq {
+namespace {
+
+float int_weight(const IntLayout& L, int64_t g, int64_t i, int64_t o) {
+  const size_t go = size_t(g * L.out_pad + o);
+  return (float(L.code(i, o)) - float(L.zeros[go])) * f16_to_f32(L.scales[go]);
+}
+
+void int_gemv(const IntLayout& L, const float* x, const float*, int64_t n, int64_t o0, int64_t o1, float* y,
+              int64_t ldy) {
+  for (int64_t t = 0; t < n; ++t) {
+    for (int64_t o = o0; o < o1; ++o) {
+      float acc = 0.0f;
+      for (int64_t g = 0; g < L.n_groups; ++g)
+        for (int64_t i = L.group_start[size_t(g)]; i < L.group_start[size_t(g + 1)]; ++i)
+          acc += x[t * L.in_pad + i] * int_weight(L, g, i, o);
+      y[t * ldy + o] = acc;
+    }
+  }
+}
+
+void int_dequant(const IntLayout& L, int64_t o0, int64_t o1, float* b) {
+  for (int64_t g = 0; g < L.n_groups; ++g)
+    for (int64_t i = L.group_start[size_t(g)]; i < L.group_start[size_t(g + 1)]; ++i)
+      for (int64_t o = o0; o < o1; ++o) b[i * (o1 - o0) + (o - o0)] = int_weight(L, g, i, o);
+}
+
+// One row of ŵ: table[q] · absmax.
+void bnb4_row(const Bnb4Tensors& T, int64_t r, float* w) {
+  for (int64_t c = 0; c < T.cols; ++c) {
+    const int64_t flat = r * T.cols + c;
+    const uint8_t byte = T.weight[size_t(flat / 2)];
+    const uint8_t q = flat % 2 == 0 ? byte >> 4 : byte & 15;
+    w[c] = T.quant_map[q] * bnb4_block_absmax(T, flat / 64);
+  }
+}
+
+void bnb4_gemv(const Bnb4Tensors& T, const float* x, int64_t n, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+  std::vector<float> w(size_t(T.cols));
+  for (int64_t r = r0; r < r1; ++r) {
+    bnb4_row(T, r, w.data());
+    for (int64_t t = 0; t < n; ++t) {
+      float acc = 0.0f;
+      for (int64_t c = 0; c < T.cols; ++c) acc += x[t * T.cols + c] * w[size_t(c)];
+      y[t * ldy + r] = acc;
+    }
+  }
+}
+
+void bnb4_dequant(const Bnb4Tensors& T, int64_t r0, int64_t r1, float* w) {
+  for (int64_t r = r0; r < r1; ++r) bnb4_row(T, r, w + (r - r0) * T.cols);
+}
+
+}  // namespace
+
+const QuantKernels& scalar_quant_kernels() {
+  static const QuantKernels k{int_gemv, int_dequant, bnb4_gemv, bnb4_dequant};
+  return k;
+}
+
+}  // namespace moeq

@@ -1,0 +1,154 @@
+// Every quantized kernel path (scalar reference, AVX2, AVX-512; fused gemv and tile + sgemm)
+// against the reference kernels and against dequantize-then-matmul, for each format, on odd
+// shapes (in 448, 192, 128, 100; out not a multiple of 8), including act-order g_idx.
+#include <cmath>
+
+#include <gtest/gtest.h>
+
+#include "kernels/cpu/quant_linear.h"
+#include "quant/algo/rtn.h"
+#include "quant/formats/traits.h"
+#include "quant_test_util.h"
+
+namespace moeq {
+namespace {
+
+using testing::normal_values;
+
+std::vector<Isa> isas() {
+  std::vector<Isa> out;
+  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512})
+    if (isa_supported(isa)) out.push_back(isa);
+  return out;
+}
+
+struct Shape {
+  int64_t out, in;
+};
+
+// x · ŵᵀ in double from the reference dequantization, and Σ|x·ŵ| per output: fp32 sums of
+// `in` terms in any order (and the gemv's factored zero point, Σx·q − z·Σx) stay within a few
+// 1e-6 of that magnitude.
+struct Dense {
+  std::vector<double> y, magnitude;
+};
+
+Dense dense_reference(const QuantizedMatrix& m, const std::vector<float>& x, int64_t n) {
+  const std::vector<float> w = dequantize(m);
+  Dense d{std::vector<double>(size_t(n * m.rows)), std::vector<double>(size_t(n * m.rows))};
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t o = 0; o < m.rows; ++o)
+      for (int64_t i = 0; i < m.cols; ++i) {
+        const double p = double(x[size_t(t * m.cols + i)]) * w[size_t(o * m.cols + i)];
+        d.y[size_t(t * m.rows + o)] += p;
+        d.magnitude[size_t(t * m.rows + o)] += std::fabs(p);
+      }
+  return d;
+}
+
+void expect_near(const std::vector<float>& y, const std::vector<double>& expect, const Dense& d,
+                 const std::string& what) {
+  for (size_t i = 0; i < y.size(); ++i)
+    ASSERT_NEAR(y[i], expect[i], 4e-6 * d.magnitude[i] + 1e-6) << what << " at " << i;
+}
+
+// The matrix the op computes with: fp16 scales for Int, the packed (maybe double-quantized) absmax for bnb.
+QuantizedMatrix as_stored(const QuantizedMatrix& m) {
+  if (m.spec.format != QuantFormat::Int) return unpack_bnb4(pack_bnb4(m));
+  return unpack_gptq(pack_gptq(m));
+}
+
+void check_all_paths(const QuantizedMatrix& m, const std::string& what) {
+  const QuantizedMatrix stored = as_stored(m);
+  for (int64_t n : {1, 3, 6, 16, 33}) {
+    const std::vector<float> x = normal_values(n * m.cols, uint32_t(n));
+    const Dense dense = dense_reference(stored, x, n);
+    std::vector<float> ref(size_t(n * m.rows));
+    make_quant_linear(m, {.isa = Isa::Scalar, .gemm_min_tokens = 1 << 30})->forward(x.data(), n, ref.data());
+    expect_near(ref, dense.y, dense, what + " scalar gemv");
+    const std::vector<double> ref_d(ref.begin(), ref.end());
+    for (Isa isa : isas()) {
+      for (int64_t gemm_min : {int64_t(1), int64_t(1) << 30}) {
+        const LinearPtr op = make_quant_linear(m, {.isa = isa, .gemm_min_tokens = gemm_min});
+        std::vector<float> y(size_t(n * m.rows), NAN);
+        op->forward(x.data(), n, y.data());
+        const std::string path = what + " " + std::string(isa_name(isa)) + (gemm_min == 1 ? " gemm" : " gemv") +
+                                 " n=" + std::to_string(n);
+        expect_near(y, dense.y, dense, path + " vs dense");
+        expect_near(y, ref_d, dense, path + " vs scalar reference");
+      }
+    }
+  }
+}
+
+TEST(QuantKernels, IntFormatsOnOddShapes) {
+  const Shape shapes[] = {{37, 448}, {100, 192}, {13, 128}};
+  const char* specs[] = {"int2 g32 asym", "int3 g128 asym", "int4 g64 sym", "int4 g128 asym", "int8 g0 sym", "int3 g0 sym"};
+  uint32_t seed = 10;
+  for (const Shape& s : shapes)
+    for (const char* spec : specs) {
+      const std::vector<float> w = normal_values(s.out * s.in, ++seed);
+      check_all_paths(rtn_quantize(w.data(), s.out, s.in, parse_quant_spec(spec)),
+                      std::string(spec) + " " + std::to_string(s.out) + "x" + std::to_string(s.in));
+    }
+}
+
+TEST(QuantKernels, IntPaddingAndActOrder) {
+  // in = 100: per-channel rows padded to 128 inputs.
+  const std::vector<float> w = normal_values(21 * 100, 3);
+  check_all_paths(rtn_quantize(w.data(), 21, 100, parse_quant_spec("int4 g0 asym")), "int4 g0 100 in");
+  // Act-order: a g_idx that interleaves the groups (GPTQ desc_act); groups of 64 over 192 columns.
+  const std::vector<float> w2 = normal_values(30 * 192, 4);
+  QuantizedMatrix m = rtn_quantize(w2.data(), 30, 192, parse_quant_spec("int3 g64 asym"));
+  for (int64_t c = 0; c < 192; ++c) m.g_idx[size_t(c)] = int32_t(c % 3);
+  check_all_paths(m, "int3 g64 act-order");
+}
+
+TEST(QuantKernels, Bnb4FormatsOnOddShapes) {
+  const Shape shapes[] = {{37, 448}, {100, 192}, {13, 128}};
+  uint32_t seed = 50;
+  for (const Shape& s : shapes)
+    for (const char* spec : {"nf4", "fp4", "nf4 dq", "fp4 dq"}) {
+      const std::vector<float> w = normal_values(s.out * s.in, ++seed);
+      check_all_paths(rtn_quantize(w.data(), s.out, s.in, parse_quant_spec(spec)),
+                      std::string(spec) + " " + std::to_string(s.out) + "x" + std::to_string(s.in));
+    }
+}
+
+TEST(QuantKernels, SimdDequantTilesEqualTheReferenceBitForBit) {
+  const std::vector<float> w = normal_values(37 * 448, 9);
+  for (const char* spec : {"int2 g32 asym", "int3 g128 sym", "int4 g64 asym", "int8 g0 sym"}) {
+    const IntLayout L = make_int_layout(rtn_quantize(w.data(), 37, 448, parse_quant_spec(spec)));
+    std::vector<float> ref(size_t(L.in_pad * L.out_pad));
+    scalar_quant_kernels().int_dequant(L, 0, L.out_pad, ref.data());
+    for (Isa isa : isas()) {
+      std::vector<float> got(ref.size());
+      quant_kernels(isa).int_dequant(L, 0, L.out_pad, got.data());
+      EXPECT_EQ(got, ref) << spec << " " << isa_name(isa);
+    }
+  }
+  const Bnb4Tensors t = pack_bnb4(rtn_quantize(w.data(), 37, 448, parse_quant_spec("nf4 dq")));
+  std::vector<float> ref(size_t(37 * 448));
+  scalar_quant_kernels().bnb4_dequant(t, 0, 37, ref.data());
+  EXPECT_EQ(ref, dequantize(unpack_bnb4(t)));
+  for (Isa isa : isas()) {
+    std::vector<float> got(ref.size());
+    quant_kernels(isa).bnb4_dequant(t, 0, 37, got.data());
+    EXPECT_EQ(got, ref) << isa_name(isa);
+  }
+}
+
+TEST(QuantKernels, OpReportsShapeFormatAndStoredBytes) {
+  const std::vector<float> w = normal_values(448 * 256, 5);
+  const LinearPtr op = make_quant_linear(rtn_quantize(w.data(), 448, 256, parse_quant_spec("int4 g128 asym")));
+  EXPECT_EQ(op->in_features(), 256);
+  EXPECT_EQ(op->out_features(), 448);
+  EXPECT_EQ(op->format_name(), "int4 g128 asym");
+  EXPECT_EQ(op->storage_bytes(), size_t(256 * 448 / 2 + 2 * 56 * 4 + 2 * 448 * 2 + 256 * 4));
+  const LinearPtr nf4 = make_quant_linear(rtn_quantize(w.data(), 448, 256, parse_quant_spec("nf4 dq")));
+  EXPECT_EQ(nf4->format_name(), "nf4 dq");
+  EXPECT_EQ(nf4->storage_bytes(), size_t(448 * 256 / 2 + 1792 + 7 * 4 + 4 + 16 * 4 + 256 * 4));
+}
+
+}  // namespace
+}  // namespace moeq
