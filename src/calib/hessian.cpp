@@ -1,0 +1,107 @@
+#include "calib/hessian.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include <cblas.h>
+
+#include "core/error.h"
+
+namespace moeq {
+
+namespace {
+// Rows per ssyrk call: large enough for BLAS efficiency, small enough that the fp32 partial sums
+// stay accurate before they are added to the double accumulator.
+constexpr int64_t kChunkRows = 4096;
+}  // namespace
+
+HessianAccumulator::HessianAccumulator(int64_t dim)
+    : dim_(dim), xtx_(size_t(dim * dim), 0.0), abs_sum_(size_t(dim), 0.0), gram_(size_t(dim * dim)) {
+  if (dim <= 0) fail("HessianAccumulator: field 'dim' must be positive, got {}", dim);
+}
+
+void HessianAccumulator::add(std::span<const float> x) {
+  if (x.size() % size_t(dim_) != 0)
+    fail("HessianAccumulator: input of {} values is not a whole number of rows of {}", x.size(), dim_);
+  const int64_t rows = int64_t(x.size()) / dim_;
+  for (int64_t r0 = 0; r0 < rows; r0 += kChunkRows)
+    add_rows(x.data() + r0 * dim_, std::min(kChunkRows, rows - r0), nullptr);
+}
+
+void HessianAccumulator::add(std::span<const float> x, std::span<const float> row_weights) {
+  if (x.size() != row_weights.size() * size_t(dim_))
+    fail("HessianAccumulator: field 'row_weights' has {} entries for {} values of dim {}", row_weights.size(),
+         x.size(), dim_);
+  for (float w : row_weights)
+    if (!(w >= 0.0f) || !std::isfinite(w)) fail("HessianAccumulator: field 'row_weights' holds {}, need >= 0", w);
+  const int64_t rows = int64_t(row_weights.size());
+  for (int64_t r0 = 0; r0 < rows; r0 += kChunkRows)
+    add_rows(x.data() + r0 * dim_, std::min(kChunkRows, rows - r0), row_weights.data() + r0);
+}
+
+void HessianAccumulator::add_rows(const float* x, int64_t rows, const float* row_weights) {
+  const float* a = x;
+  if (row_weights) {
+    // w x xᵀ = (√w x)(√w x)ᵀ: scale the rows once, then one ssyrk as in the unweighted case.
+    scaled_.resize(size_t(rows * dim_));
+    for (int64_t r = 0; r < rows; ++r) {
+      const float s = std::sqrt(row_weights[r]);
+      for (int64_t c = 0; c < dim_; ++c) scaled_[size_t(r * dim_ + c)] = s * x[r * dim_ + c];
+      weight_sum_ += row_weights[r];
+    }
+    a = scaled_.data();
+  } else {
+    weight_sum_ += double(rows);
+  }
+  tokens_ += rows;
+  const int n = int(dim_);
+  cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, int(rows), 1.0f, a, n, 0.0f, gram_.data(), n);
+  for (int64_t i = 0; i < dim_; ++i)
+    for (int64_t j = i; j < dim_; ++j) xtx_[size_t(i * dim_ + j)] += gram_[size_t(i * dim_ + j)];
+  for (int64_t r = 0; r < rows; ++r) {
+    const double w = row_weights ? row_weights[r] : 1.0;
+    for (int64_t c = 0; c < dim_; ++c) abs_sum_[size_t(c)] += w * std::fabs(x[r * dim_ + c]);
+  }
+}
+
+void HessianAccumulator::merge(const HessianAccumulator& other) {
+  if (other.dim_ != dim_) fail("HessianAccumulator: cannot merge dim {} into dim {}", other.dim_, dim_);
+  for (size_t i = 0; i < xtx_.size(); ++i) xtx_[i] += other.xtx_[i];
+  for (size_t i = 0; i < abs_sum_.size(); ++i) abs_sum_[i] += other.abs_sum_[i];
+  tokens_ += other.tokens_;
+  weight_sum_ += other.weight_sum_;
+}
+
+Tensor HessianAccumulator::hessian() const {
+  Tensor h({dim_, dim_});
+  if (weight_sum_ <= 0.0) return h;
+  const double f = 2.0 / weight_sum_;
+  for (int64_t i = 0; i < dim_; ++i)
+    for (int64_t j = i; j < dim_; ++j) {
+      const float v = float(f * xtx_[size_t(i * dim_ + j)]);
+      h.data[size_t(i * dim_ + j)] = v;
+      h.data[size_t(j * dim_ + i)] = v;
+    }
+  return h;
+}
+
+std::vector<float> HessianAccumulator::mean_abs() const {
+  std::vector<float> m(size_t(dim_), 0.0f);
+  if (weight_sum_ <= 0.0) return m;
+  for (int64_t c = 0; c < dim_; ++c) m[size_t(c)] = float(abs_sum_[size_t(c)] / weight_sum_);
+  return m;
+}
+
+double hessian_loss(std::span<const float> delta, const Tensor& h) {
+  const int64_t n = h.cols();
+  MOEQ_ASSERT(h.rank() == 2 && h.rows() == n && delta.size() % size_t(n) == 0);
+  const int64_t rows = int64_t(delta.size()) / n;
+  std::vector<float> dh(delta.size());
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(rows), int(n), int(n), 1.0f, delta.data(), int(n),
+              h.ptr(), int(n), 0.0f, dh.data(), int(n));
+  double sum = 0.0;
+  for (size_t i = 0; i < dh.size(); ++i) sum += double(dh[i]) * double(delta[i]);
+  return 0.5 * sum;
+}
+
+}  // namespace moeq
