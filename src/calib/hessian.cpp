@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include <cblas.h>
+#include <omp.h>
 
 #include "core/error.h"
 
@@ -13,10 +14,12 @@ namespace {
 // Rows per ssyrk call: large enough for BLAS efficiency, small enough that the fp32 partial sums
 // stay accurate before they are added to the double accumulator.
 constexpr int64_t kChunkRows = 4096;
+// Fewer rows than this per thread and the partial sums cost more than the split saves.
+constexpr int64_t kMinRowsPerThread = 512;
 }  // namespace
 
 HessianAccumulator::HessianAccumulator(int64_t dim)
-    : dim_(dim), xtx_(size_t(dim * dim), 0.0), abs_sum_(size_t(dim), 0.0), gram_(size_t(dim * dim)) {
+    : dim_(dim), xtx_(size_t(dim * dim), 0.0), abs_sum_(size_t(dim), 0.0) {
   if (dim <= 0) fail("HessianAccumulator: field 'dim' must be positive, got {}", dim);
 }
 
@@ -42,7 +45,7 @@ void HessianAccumulator::add(std::span<const float> x, std::span<const float> ro
 void HessianAccumulator::add_rows(const float* x, int64_t rows, const float* row_weights) {
   const float* a = x;
   if (row_weights) {
-    // w x xᵀ = (√w x)(√w x)ᵀ: scale the rows once, then one ssyrk as in the unweighted case.
+    // w x xᵀ = (√w x)(√w x)ᵀ: scale the rows once, then the same ssyrk as without weights.
     scaled_.resize(size_t(rows * dim_));
     for (int64_t r = 0; r < rows; ++r) {
       const float s = std::sqrt(row_weights[r]);
@@ -54,13 +57,30 @@ void HessianAccumulator::add_rows(const float* x, int64_t rows, const float* row
     weight_sum_ += double(rows);
   }
   tokens_ += rows;
+  // Each thread takes a slice of the rows and runs a single-threaded ssyrk into its own partial
+  // sum. OpenBLAS's own threading of one ssyrk synchronises its threads inside the call, which
+  // on 2 cores shared with other jobs made it several times slower than one thread.
+  const int threads = int(std::clamp<int64_t>(rows / kMinRowsPerThread, 1, omp_get_max_threads()));
+  partials_.resize(size_t(threads));
   const int n = int(dim_);
-  cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, int(rows), 1.0f, a, n, 0.0f, gram_.data(), n);
-  for (int64_t i = 0; i < dim_; ++i)
-    for (int64_t j = i; j < dim_; ++j) xtx_[size_t(i * dim_ + j)] += gram_[size_t(i * dim_ + j)];
-  for (int64_t r = 0; r < rows; ++r) {
-    const double w = row_weights ? row_weights[r] : 1.0;
-    for (int64_t c = 0; c < dim_; ++c) abs_sum_[size_t(c)] += w * std::fabs(x[r * dim_ + c]);
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num();
+    const int64_t r0 = rows * t / threads, r1 = rows * (t + 1) / threads;
+    Partial& p = partials_[size_t(t)];
+    p.gram.resize(size_t(dim_ * dim_));
+    p.abs_sum.assign(size_t(dim_), 0.0);
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, int(r1 - r0), 1.0f, a + r0 * dim_, n, 0.0f,
+                p.gram.data(), n);
+    for (int64_t r = r0; r < r1; ++r) {
+      const double w = row_weights ? row_weights[r] : 1.0;
+      for (int64_t c = 0; c < dim_; ++c) p.abs_sum[size_t(c)] += w * std::fabs(x[r * dim_ + c]);
+    }
+  }
+  for (const Partial& p : partials_) {
+    for (int64_t i = 0; i < dim_; ++i)
+      for (int64_t j = i; j < dim_; ++j) xtx_[size_t(i * dim_ + j)] += p.gram[size_t(i * dim_ + j)];
+    for (int64_t c = 0; c < dim_; ++c) abs_sum_[size_t(c)] += p.abs_sum[size_t(c)];
   }
 }
 

@@ -44,7 +44,11 @@ class HessianAccumulator {
   double weight_sum_ = 0.0;
   std::vector<double> xtx_;      // Σ w x xᵀ, upper triangle (row-major) filled
   std::vector<double> abs_sum_;  // Σ w |x|
-  std::vector<float> gram_;      // one chunk's xᵀx from ssyrk, before it joins xtx_
+  struct Partial {               // one thread's share of a chunk, before it joins the sums
+    std::vector<float> gram;     // xᵀx from ssyrk, upper triangle
+    std::vector<double> abs_sum;
+  };
+  std::vector<Partial> partials_;
   std::vector<float> scaled_;    // one chunk's rows multiplied by sqrt(w)
 };
 

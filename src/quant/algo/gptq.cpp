@@ -60,6 +60,15 @@ float damped_inverse_factor(const std::vector<double>& hp, int n, float damp_per
   mean_diag /= n;
   double percent = damp_percent;
   std::vector<double> a;
+  // A factorization of at most ~1024² takes milliseconds on one core; OpenBLAS's threaded
+  // potrf/trtri synchronise at every panel, and on shared cores that costs far more than it
+  // saves. The OpenMP build of OpenBLAS sizes its team from the caller's omp_get_max_threads().
+  const int saved_threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  struct Restore {
+    int n;
+    ~Restore() { omp_set_num_threads(n); }
+  } restore{saved_threads};
   for (int attempt = 0; attempt < kMaxDampTries; ++attempt) {
     const double damp = percent * mean_diag;
     a = hp;
