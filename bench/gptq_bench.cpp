@@ -2,7 +2,8 @@
 // the Hessian build (streamed in 2,048-row batches, as calibration produces them) and the solve
 // (Cholesky inverse + column sweep), then composes them into the cost of quantizing the whole
 // shared/models/mixtral (8 layers; attention q/k/v/o; 8 experts × gate/up/down; top-2 routing,
-// so each expert sees 1/4 of the tokens on average). Usage: gptq_bench [calibration_rows]
+// so each expert sees 1/4 of the tokens on average). For comparison it also times AWQ's searches
+// (scales + clipping) on the same layer shapes. Usage: gptq_bench [calibration_rows]
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -13,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "calib/hessian.h"
+#include "quant/algo/awq.h"
 #include "quant/algo/gptq.h"
 
 namespace {
@@ -65,6 +67,21 @@ Timing time_linear(int64_t out, int64_t in, int64_t rows) {
   return t;
 }
 
+// Seconds for one AWQ search over `count` linears of out×in sharing one input (same Hessian).
+double time_awq(int64_t out, int64_t in, int count, int64_t rows) {
+  moeq::HessianAccumulator acc(in);
+  const moeq::Tensor batch = random_tensor(std::min<int64_t>(rows, 8192), in, 3);
+  acc.add(batch.data);
+  const moeq::Tensor h = acc.hessian();
+  std::vector<moeq::Tensor> ws;
+  for (int i = 0; i < count; ++i) ws.push_back(random_tensor(out, in, 10 + uint32_t(i)));
+  std::vector<moeq::AwqLinear> linears;
+  for (const moeq::Tensor& w : ws) linears.push_back({&w, &h});
+  const auto t0 = Clock::now();
+  moeq::awq_quantize(linears, acc.mean_abs(), {moeq::QuantFormat::Int, 4, 128, false});
+  return seconds_since(t0);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -90,8 +107,13 @@ int main(int argc, char** argv) {
   const Timing down = time_linear(256, 448, rows / 4);
   const double layer_hessians = 2 * attn_in.hessian_s + 8 * (gate_up.hessian_s + down.hessian_s);
   const double layer_solves = 2 * attn_in.solve_s + 2 * kv.solve_s + 8 * (2 * gate_up.solve_s + down.solve_s);
-  json += fmt::format("  ],\n  \"mixtral_8_layers\": {{\"hessian_s\": {:.3f}, \"solve_s\": {:.3f}, \"total_s\": {:.3f}}}\n}}\n",
+  json += fmt::format("  ],\n  \"mixtral_8_layers\": {{\"hessian_s\": {:.3f}, \"solve_s\": {:.3f}, \"total_s\": {:.3f}}},\n",
                       8 * layer_hessians, 8 * layer_solves, 8 * (layer_hessians + layer_solves));
+  // AWQ per layer: q/k/v jointly (k, v timed as q-sized: an upper bound), o, all experts' gate/up
+  // jointly (one s per layer, 16 linears), and each expert's down.
+  const double awq_layer = time_awq(256, 256, 3, rows) + time_awq(256, 256, 1, rows) +
+                           time_awq(448, 256, 16, rows) + 8 * time_awq(256, 448, 1, rows);
+  json += fmt::format("  \"awq_mixtral_8_layers_search_s\": {:.3f}\n}}\n", 8 * awq_layer);
   std::fputs(json.c_str(), stdout);
   return 0;
 }

@@ -1,12 +1,10 @@
 #include "quant/algo/gptq.h"
 
 #include <cmath>
-#include <set>
 
 #include <gtest/gtest.h>
 
 #include "calib/hessian.h"
-#include "quant/algo/group_params.h"
 #include "quant_test_util.h"
 
 namespace moeq {
@@ -36,37 +34,6 @@ bool all_finite(const QuantizedMatrix& q) {
   for (float v : q.zeros)
     if (!std::isfinite(v)) return false;
   return true;
-}
-
-TEST(GroupParams, HandComputedAsymmetricSymmetricAndAllPositive) {
-  QuantSpec asym2{QuantFormat::Int, 2, 4, false};
-  // min −1, max 2: scale (2 − (−1)) / 3 = 1, zero = round(1) = 1. 0.5 rounds half-to-even to 0.
-  const float w[] = {-1.0f, 0.0f, 0.5f, 2.0f};
-  GroupParams p = compute_group_params(w, asym2);
-  EXPECT_EQ(p.scale, 1.0f);
-  EXPECT_EQ(p.zero, 1.0f);
-  const int expected[] = {0, 1, 1, 3};
-  for (int i = 0; i < 4; ++i) EXPECT_EQ(quantize_code(w[i], p, max_code(asym2)), expected[i]) << i;
-
-  QuantSpec sym3{QuantFormat::Int, 3, 4, true};
-  // absmax 3, qmax 3: scale 1, zero 4; 1.5 → 2 and 2.5 → 2 (half to even), −3 → −3.
-  const float v[] = {-3.0f, 1.5f, 0.5f, 2.5f};
-  p = compute_group_params(v, sym3);
-  EXPECT_EQ(p.scale, 1.0f);
-  EXPECT_EQ(p.zero, 4.0f);
-  const int expected_sym[] = {1, 6, 4, 6};
-  for (int i = 0; i < 4; ++i) EXPECT_EQ(quantize_code(v[i], p, max_code(sym3)), expected_sym[i]) << i;
-
-  // All positive: zero = round(−1 / (1/3)) = −3 (not clamped, as rtn_torch.md defines it),
-  // and both ends still dequantize exactly.
-  const float pos[] = {1.0f, 2.0f};
-  p = compute_group_params(pos, asym2);
-  EXPECT_EQ(p.zero, -3.0f);
-  EXPECT_NEAR(dequantize_code(quantize_code(1.0f, p, 3), p), 1.0f, 1e-6f);
-  EXPECT_NEAR(dequantize_code(quantize_code(2.0f, p, 3), p), 2.0f, 1e-6f);
-
-  const float zeros[] = {0.0f, 0.0f};
-  EXPECT_EQ(compute_group_params(zeros, asym2).scale, 1e-8f);
 }
 
 // The error feedback on a 1×3 row, by hand. Symmetric 2-bit per-channel: absmax 1 gives

@@ -48,6 +48,14 @@ TEST(Hessian, MatchesNaiveTwoOverNXtX) {
   a.merge(b);
   EXPECT_EQ(a.tokens(), 6000);
   expect_close(a.hessian(), ref, 1e-5);
+
+  // One accumulator per thread of an enclosing parallel region (as a pipeline filling several
+  // experts' Hessians at once would): the inner split must not drop rows.
+  std::vector<HessianAccumulator> halves(2, HessianAccumulator(48));
+#pragma omp parallel for num_threads(2)
+  for (int t = 0; t < 2; ++t) halves[size_t(t)].add(rows_of(x, t * 3000, (t + 1) * 3000));
+  halves[0].merge(halves[1]);
+  expect_close(halves[0].hessian(), ref, 1e-5);
 }
 
 // Weighted rows: H = 2 Σ w x xᵀ / Σ w. A row of weight 2 counts as two copies of the row.

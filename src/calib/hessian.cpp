@@ -62,11 +62,13 @@ void HessianAccumulator::add_rows(const float* x, int64_t rows, const float* row
   // on 2 cores shared with other jobs made it several times slower than one thread.
   const int threads = int(std::clamp<int64_t>(rows / kMinRowsPerThread, 1, omp_get_max_threads()));
   partials_.resize(size_t(threads));
+  size_t team = 1;  // smaller than `threads` when called from inside another parallel region
   const int n = int(dim_);
 #pragma omp parallel num_threads(threads)
   {
-    const int t = omp_get_thread_num();
-    const int64_t r0 = rows * t / threads, r1 = rows * (t + 1) / threads;
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    if (t == 0) team = size_t(nt);
+    const int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
     Partial& p = partials_[size_t(t)];
     p.gram.resize(size_t(dim_ * dim_));
     p.abs_sum.assign(size_t(dim_), 0.0);
@@ -77,7 +79,8 @@ void HessianAccumulator::add_rows(const float* x, int64_t rows, const float* row
       for (int64_t c = 0; c < dim_; ++c) p.abs_sum[size_t(c)] += w * std::fabs(x[r * dim_ + c]);
     }
   }
-  for (const Partial& p : partials_) {
+  for (size_t t = 0; t < team; ++t) {
+    const Partial& p = partials_[t];
     for (int64_t i = 0; i < dim_; ++i)
       for (int64_t j = i; j < dim_; ++j) xtx_[size_t(i * dim_ + j)] += p.gram[size_t(i * dim_ + j)];
     for (int64_t c = 0; c < dim_; ++c) abs_sum_[size_t(c)] += p.abs_sum[size_t(c)];

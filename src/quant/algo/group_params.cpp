@@ -6,18 +6,45 @@
 
 namespace moeq {
 
+namespace {
+
+struct Range {
+  float lo, hi;
+};
+
+// min and max in 8 independent lanes: std::minmax_element is one long dependency chain with
+// branches, and without -ffast-math the compiler will not vectorise a float min/max reduction.
+Range range_of(std::span<const float> w) {
+  constexpr size_t kLanes = 8;
+  float lo[kLanes], hi[kLanes];
+  std::fill_n(lo, kLanes, w[0]);
+  std::fill_n(hi, kLanes, w[0]);
+  size_t i = 0;
+  for (; i + kLanes <= w.size(); i += kLanes)
+    for (size_t k = 0; k < kLanes; ++k) {
+      lo[k] = std::min(lo[k], w[i + k]);
+      hi[k] = std::max(hi[k], w[i + k]);
+    }
+  for (; i < w.size(); ++i) {
+    lo[0] = std::min(lo[0], w[i]);
+    hi[0] = std::max(hi[0], w[i]);
+  }
+  return {*std::min_element(lo, lo + kLanes), *std::max_element(hi, hi + kLanes)};
+}
+
+}  // namespace
+
 GroupParams compute_group_params(std::span<const float> w, const QuantSpec& spec) {
   MOEQ_ASSERT(!w.empty());
+  const Range r = range_of(w);
   if (spec.symmetric) {
-    float absmax = 0.0f;
-    for (float v : w) absmax = std::max(absmax, std::fabs(v));
+    const float absmax = std::max(std::fabs(r.lo), std::fabs(r.hi));
     const float qmax = float((1 << (spec.bits - 1)) - 1);
     return {std::max(absmax / qmax, 1e-8f), float(1 << (spec.bits - 1))};
   }
-  const auto [lo, hi] = std::minmax_element(w.begin(), w.end());
   const float qmax = float((1 << spec.bits) - 1);
-  const float scale = std::max((*hi - *lo) / qmax, 1e-8f);
-  return {scale, std::nearbyint(-*lo / scale)};
+  const float scale = std::max((r.hi - r.lo) / qmax, 1e-8f);
+  return {scale, round_half_even(-r.lo / scale)};
 }
 
 void check_int_spec(const QuantSpec& spec, const char* what) {
