@@ -1,0 +1,82 @@
+// AWQ, activation-aware weight quantization (Lin et al. 2023; mit-han-lab/llm-awq auto_scale and
+// auto_clip, AutoAWQ's AwqQuantizer). Input channels that carry large activations matter more,
+// so before rounding the weights are scaled up on those channels and the input is scaled down
+// by the same factor: y = W x = (W·diag(s)) (diag(s)⁻¹ x). Rounding Q(W·diag(s)) then costs those
+// channels relatively less error.
+//
+// Scale search: s = s_x^α with s_x = mean |x| per input channel, clamped to ≥ 1e-4 and
+// normalised by √(max s · min s) as llm-awq does, for α ∈ {0, 1/grid, …, 1}; the α with the
+// lowest output error ‖(Q(W·diag(s))·diag(s)⁻¹ − W) xᵀ‖² wins (α = 0 is plain RTN, so the
+// search never does worse than RTN). llm-awq measures the error after the whole block
+// (e.g. the MLP output); this pure-matrix version measures it at the linears' outputs, summed
+// over all linears that share the input, and evaluates it exactly through the Hessian
+// H = 2/N Σ x xᵀ (½ Σ_r Δ_r H Δ_rᵀ, see calib/hessian.h) instead of replaying the rows.
+//
+// Clip search (optional, after the scales): each (row, group) may shrink its range
+// [min, max] to [f·min, f·max], f ∈ {1, 1 − 1/clip_grid, …} while f > 1 − max_shrink, the
+// weights being clamped before rounding. llm-awq picks f per group from that group's own
+// partial outputs and ignores cross-group terms; here groups are visited one after another and
+// a row's f is changed only if it lowers that row's full output error (cross terms included),
+// so clipping can never increase the loss. (llm-awq clamps to ±f·absmax even for asymmetric
+// quantization; shrinking min and max by f is the same for symmetric and keeps asymmetric
+// ranges off-centre as they are.)
+//
+// Where s goes — the pipeline's choice, both supported:
+//  (a) fold-free (AutoAWQ's real quantization): awq_quantize returns Q(W·diag(s)) and s; the
+//      caller divides the *previous* op's output channels by s: the RMSNorm weight before
+//      q/k/v, v_proj's rows before o_proj (only when their shapes match; with GQA they do not,
+//      and o_proj keeps s = 1), up_proj's rows before down_proj — folded into up_proj *before*
+//      up_proj itself is quantized. Linears reading the same x must share one s: pass them
+//      together (q/k/v; gate/up).
+//  (b) folded back per column: fold_input_scale() gives the dense Ŵ = Q(W·diag(s))·diag(s)⁻¹
+//      (fake quantization), for evaluation, or for a runtime that divides the input by s itself.
+// MoE experts: gate/up of every expert read the post-attention norm's output, which the router
+// (kept 16-bit) reads too. With (a) there is one s per layer: search it jointly over all experts'
+// gate/up (each with its own routed-token Hessian) and also multiply the router's weight columns
+// by s, or its logits change (AutoAWQ's mixtral scaled only the experts; llm-compressor PR #2451
+// adds the router). Per-expert s (AutoAWQ PR #301: lower perplexity) needs the model to divide
+// each expert's input by its own s at run time — (b)'s arithmetic, one multiply per input per
+// expert; QuantizedMatrix has no field for s, so that is a model-side change.
+#pragma once
+
+#include <span>
+#include <vector>
+
+#include "core/tensor.h"
+#include "quant/qtensor.h"
+
+namespace moeq {
+
+struct AwqOptions {
+  int grid = 20;            // α ∈ {0, 1/grid, …, 1}
+  bool clip = true;         // search per-group clipping after the scales
+  int clip_grid = 20;       // shrink factors f = 1 − i/clip_grid ...
+  float max_shrink = 0.5f;  // ... for i < max_shrink · clip_grid (llm-awq: f = 1, 0.95, …, 0.55)
+};
+
+// One linear reading the shared input: weight [out, in] and the Hessian [in, in] of the rows it
+// sees (for an expert, the tokens routed to it). Not owned.
+struct AwqLinear {
+  const Tensor* weight;
+  const Tensor* hessian;
+};
+
+struct AwqResult {
+  std::vector<float> scale;        // s [in]; q holds Q(W·diag(s))
+  float alpha = 0.0f;              // the chosen exponent
+  std::vector<QuantizedMatrix> q;  // one per linear, in input order
+  // Output errors ½ Σ_r Δ_r H Δ_rᵀ with Δ = Q(W·diag(s))·diag(s)⁻¹ − W, summed over the linears:
+  double rtn_loss = 0.0;     // α = 0, no clipping: plain RTN
+  double scaled_loss = 0.0;  // the chosen α, before clipping (≤ rtn_loss)
+  double loss = 0.0;         // the result (≤ scaled_loss)
+};
+
+// act_mean_abs: mean |x| per input channel over the calibration rows (HessianAccumulator::
+// mean_abs()). spec: QuantFormat::Int. Throws moeq::Error on mismatched shapes.
+AwqResult awq_quantize(std::span<const AwqLinear> linears, std::span<const float> act_mean_abs,
+                       const QuantSpec& spec, const AwqOptions& options = {});
+
+// Variant (b): Ŵ[r][c] = ŵ[r][c] / scale[c], ŵ dequantized as qtensor.h defines it.
+Tensor fold_input_scale(const QuantizedMatrix& q, std::span<const float> scale);
+
+}  // namespace moeq

@@ -1,0 +1,57 @@
+#include "quant/algo/group_params.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace moeq {
+
+namespace {
+
+struct Range {
+  float lo, hi;
+};
+
+// min and max in 8 independent lanes: std::minmax_element is one long dependency chain with
+// branches, and without -ffast-math the compiler will not vectorise a float min/max reduction.
+Range range_of(std::span<const float> w) {
+  constexpr size_t kLanes = 8;
+  float lo[kLanes], hi[kLanes];
+  std::fill_n(lo, kLanes, w[0]);
+  std::fill_n(hi, kLanes, w[0]);
+  size_t i = 0;
+  for (; i + kLanes <= w.size(); i += kLanes)
+    for (size_t k = 0; k < kLanes; ++k) {
+      lo[k] = std::min(lo[k], w[i + k]);
+      hi[k] = std::max(hi[k], w[i + k]);
+    }
+  for (; i < w.size(); ++i) {
+    lo[0] = std::min(lo[0], w[i]);
+    hi[0] = std::max(hi[0], w[i]);
+  }
+  return {*std::min_element(lo, lo + kLanes), *std::max_element(hi, hi + kLanes)};
+}
+
+}  // namespace
+
+GroupParams compute_group_params(std::span<const float> w, const QuantSpec& spec) {
+  MOEQ_ASSERT(!w.empty());
+  const Range r = range_of(w);
+  if (spec.symmetric) {
+    const float absmax = std::max(std::fabs(r.lo), std::fabs(r.hi));
+    const float qmax = float((1 << (spec.bits - 1)) - 1);
+    return {std::max(absmax / qmax, 1e-8f), float(1 << (spec.bits - 1))};
+  }
+  const float qmax = float((1 << spec.bits) - 1);
+  const float scale = std::max((r.hi - r.lo) / qmax, 1e-8f);
+  return {scale, round_half_even(-r.lo / scale)};
+}
+
+void check_int_spec(const QuantSpec& spec, const char* what) {
+  if (spec.format != QuantFormat::Int) fail("{}: field 'format' must be Int (got enum value {})", what, int(spec.format));
+  if (spec.bits != 2 && spec.bits != 3 && spec.bits != 4 && spec.bits != 8)
+    fail("{}: field 'bits' must be 2, 3, 4 or 8, got {}", what, spec.bits);
+  if (spec.group_size < 0) fail("{}: field 'group_size' must be >= 0, got {}", what, spec.group_size);
+}
+
+}  // namespace moeq

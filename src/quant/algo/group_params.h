@@ -1,0 +1,59 @@
+// Per-group scale and zero point of integer quantization: the single source of truth for every
+// algorithm that emits a QuantizedMatrix (RTN, GPTQ, AWQ). It follows the definition in
+// shared/anchors/rtn_torch.md exactly, so that moeq's RTN reproduces the PyTorch baselines and
+// GPTQ with an identity Hessian reproduces RTN code for code:
+//   asymmetric, b bits: qmax = 2^b − 1, scale = max((max − min) / qmax, 1e-8),
+//                       zero = round(−min / scale), code = clamp(round(w / scale) + zero, 0, qmax)
+//   symmetric,  b bits: qmax = 2^(b−1) − 1, scale = max(absmax / qmax, 1e-8),
+//                       q = clamp(round(w / scale), −qmax − 1, qmax), code = q + 2^(b−1),
+//                       zero = 2^(b−1)
+// and ŵ = (code − zero) · scale in both cases. round() is round-half-to-even; all in fp32.
+//
+// Note: the definition does not clamp the asymmetric zero to [0, qmax]. A group whose values
+// are all positive (min > 0) gets a negative zero, one that is all negative gets zero > qmax;
+// codes stay in [0, qmax] and ŵ is right, but a packer that stores zeros in b bits must handle it.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <span>
+
+#include "quant/qtensor.h"
+
+namespace moeq {
+
+struct GroupParams {
+  float scale = 1.0f;
+  float zero = 0.0f;
+};
+
+// Scale and zero of one group of weights under an Int spec (spec.bits, spec.symmetric).
+GroupParams compute_group_params(std::span<const float> w, const QuantSpec& spec);
+
+// Largest code: 2^bits − 1 (symmetric codes are offset by 2^(bits−1), so the range is the same).
+inline int max_code(const QuantSpec& spec) { return (1 << spec.bits) - 1; }
+
+// round() of the definition: half to even, exactly std::nearbyint in the default rounding mode,
+// but inline — x86-64 without SSE4.1 makes nearbyint a libm call, and this runs once per weight
+// per candidate in the searches. Adding and subtracting 1.5·2^23 leaves the nearest integer, ties
+// to even, for |x| < 2^22 (the sum then has an ulp of exactly 1).
+inline float round_half_even(float x) {
+  if (std::fabs(x) < 0x1p22f) return (x + 0x1.8p23f) - 0x1.8p23f;
+  return std::nearbyint(x);
+}
+
+// The stored code of one weight; identical to the formula above for both modes, because the
+// symmetric zero is 2^(b−1) and its clamp range [−qmax−1, qmax] shifts to [0, 2^b − 1].
+inline uint8_t quantize_code(float w, GroupParams p, int max_code) {
+  const float q = round_half_even(w / p.scale) + p.zero;  // finite w assumed (callers check)
+  return uint8_t(std::clamp(q, 0.0f, float(max_code)));
+}
+
+inline float dequantize_code(uint8_t code, GroupParams p) { return (float(code) - p.zero) * p.scale; }
+
+// Rejects what the integer algorithms cannot produce: another format, or bits outside
+// {2, 3, 4, 8}, or a negative group size. `what` names the caller in the message.
+void check_int_spec(const QuantSpec& spec, const char* what);
+
+}  // namespace moeq

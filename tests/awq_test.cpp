@@ -1,0 +1,109 @@
+#include "quant/algo/awq.h"
+
+#include <cmath>
+
+#include <gtest/gtest.h>
+
+#include "calib/hessian.h"
+#include "quant_test_util.h"
+
+namespace moeq {
+namespace {
+
+using namespace moeq::testing;  // the references in quant_test_util.h
+
+struct Calib {
+  Tensor x, h;
+  std::vector<float> act;
+};
+
+Calib calibrate(Tensor x) {
+  HessianAccumulator acc(x.cols());
+  acc.add(x.data);
+  return {std::move(x), acc.hessian(), acc.mean_abs()};
+}
+
+// Σ over linears of ‖(W − Ŵ) Xᵀ‖² / N, Ŵ = Q(W·diag(s))·diag(s)⁻¹ — independent of AWQ's own
+// Hessian bookkeeping.
+double measured(const std::vector<Tensor>& ws, const AwqResult& res, const Tensor& x) {
+  double sum = 0.0;
+  for (size_t i = 0; i < ws.size(); ++i) sum += output_error(ws[i], fold_input_scale(res.q[i], res.scale), x);
+  return sum / double(x.rows());
+}
+
+TEST(Awq, ScaleSearchBeatsRtnOnOutlierChannels) {
+  const Calib c = calibrate(correlated_inputs(2048, 128, 4, 41));
+  const std::vector<Tensor> ws = {random_matrix(64, 128, 42), random_matrix(96, 128, 43)};  // gate, up
+  const std::vector<AwqLinear> linears = {{&ws[0], &c.h}, {&ws[1], &c.h}};
+  for (const QuantSpec& spec : {QuantSpec{QuantFormat::Int, 4, 32, false}, QuantSpec{QuantFormat::Int, 3, 0, true}}) {
+    AwqOptions opt;
+    opt.clip = false;
+    const AwqResult res = awq_quantize(linears, c.act, spec, opt);
+    double rtn = 0.0;
+    for (const Tensor& w : ws) rtn += output_error(w, reference_rtn(w, spec), c.x) / 2048.0;
+    EXPECT_NEAR(res.rtn_loss, rtn, 1e-4 * rtn);  // α = 0 is exactly RTN
+    EXPECT_NEAR(res.scaled_loss, measured(ws, res, c.x), 1e-4 * res.scaled_loss);
+    EXPECT_LT(res.scaled_loss, 0.5 * rtn) << spec.bits << " bits, alpha " << res.alpha;  // measured ≈ 0.31
+    EXPECT_GT(res.alpha, 0.0f);
+    EXPECT_EQ(res.loss, res.scaled_loss);
+    // llm-awq's normalisation: max(s) · min(s) = 1; the outlier channels get the largest s.
+    const auto [lo, hi] = std::minmax_element(res.scale.begin(), res.scale.end());
+    EXPECT_NEAR(*lo * *hi, 1.0f, 1e-5f);
+    for (int ch = 0; ch < 4; ++ch) EXPECT_GT(res.scale[size_t(ch)], res.scale[10]);
+  }
+}
+
+// Without outlier channels there may be nothing to gain, but never anything to lose.
+TEST(Awq, ScaleSearchNeverWorseThanRtn) {
+  const Calib c = calibrate(correlated_inputs(1024, 64, 0, 51));
+  const std::vector<Tensor> ws = {random_matrix(48, 64, 52)};
+  const std::vector<AwqLinear> linears = {{&ws[0], &c.h}};
+  for (int bits : {2, 3, 4}) {
+    AwqOptions opt;
+    opt.clip = false;
+    const QuantSpec spec{QuantFormat::Int, bits, 16, false};
+    const AwqResult res = awq_quantize(linears, c.act, spec, opt);
+    const double rtn = output_error(ws[0], reference_rtn(ws[0], spec), c.x) / 1024.0;
+    EXPECT_LE(measured(ws, res, c.x), rtn * (1.0 + 1e-6)) << bits;
+  }
+}
+
+TEST(Awq, ClippingNeverIncreasesTheLoss) {
+  int strictly_better = 0, cases = 0;
+  for (uint32_t seed : {61u, 62u, 63u}) {
+    const Calib c = calibrate(correlated_inputs(1024, 64, 2, seed));
+    const std::vector<Tensor> ws = {random_matrix(48, 64, seed + 100)};
+    const std::vector<AwqLinear> linears = {{&ws[0], &c.h}};
+    for (const QuantSpec& spec : {QuantSpec{QuantFormat::Int, 2, 16, false}, QuantSpec{QuantFormat::Int, 3, 32, true},
+                                  QuantSpec{QuantFormat::Int, 4, 0, false}}) {
+      AwqOptions opt;
+      opt.clip = false;
+      const AwqResult plain = awq_quantize(linears, c.act, spec, opt);
+      opt.clip = true;
+      const AwqResult clipped = awq_quantize(linears, c.act, spec, opt);
+      EXPECT_EQ(clipped.alpha, plain.alpha);
+      EXPECT_LE(clipped.loss, clipped.scaled_loss);
+      const double before = measured(ws, plain, c.x), after = measured(ws, clipped, c.x);
+      EXPECT_LE(after, before * (1.0 + 1e-6)) << spec.bits << " bits, seed " << seed;
+      EXPECT_NEAR(clipped.loss, after, 1e-4 * after);
+      strictly_better += after < 0.99 * before;
+      ++cases;
+    }
+  }
+  EXPECT_GE(strictly_better, cases - 2);  // not a no-op: measured 9 of 9 better by > 1%
+}
+
+TEST(Awq, FoldInputScaleDividesEachColumn) {
+  const Calib c = calibrate(correlated_inputs(512, 32, 2, 71));
+  const Tensor w = random_matrix(8, 32, 72);
+  const std::vector<AwqLinear> linears = {{&w, &c.h}};
+  const AwqResult res = awq_quantize(linears, c.act, {QuantFormat::Int, 4, 16, false});
+  const Tensor deq = dequantize(res.q[0]), folded = fold_input_scale(res.q[0], res.scale);
+  for (int64_t r = 0; r < 8; ++r)
+    for (int64_t col = 0; col < 32; ++col)
+      EXPECT_FLOAT_EQ(folded.data[size_t(r * 32 + col)], deq.data[size_t(r * 32 + col)] / res.scale[size_t(col)]);
+  EXPECT_THROW(fold_input_scale(res.q[0], std::vector<float>(31, 1.0f)), Error);
+}
+
+}  // namespace
+}  // namespace moeq

@@ -1,0 +1,56 @@
+#include "quant/algo/group_params.h"
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace moeq {
+namespace {
+
+TEST(GroupParams, HandComputedAsymmetricSymmetricAndAllPositive) {
+  QuantSpec asym2{QuantFormat::Int, 2, 4, false};
+  // min −1, max 2: scale (2 − (−1)) / 3 = 1, zero = round(1) = 1. 0.5 rounds half-to-even to 0.
+  const float w[] = {-1.0f, 0.0f, 0.5f, 2.0f};
+  GroupParams p = compute_group_params(w, asym2);
+  EXPECT_EQ(p.scale, 1.0f);
+  EXPECT_EQ(p.zero, 1.0f);
+  const int expected[] = {0, 1, 1, 3};
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(quantize_code(w[i], p, max_code(asym2)), expected[i]) << i;
+
+  QuantSpec sym3{QuantFormat::Int, 3, 4, true};
+  // absmax 3, qmax 3: scale 1, zero 4; 1.5 → 2 and 2.5 → 2 (half to even), −3 → −3.
+  const float v[] = {-3.0f, 1.5f, 0.5f, 2.5f};
+  p = compute_group_params(v, sym3);
+  EXPECT_EQ(p.scale, 1.0f);
+  EXPECT_EQ(p.zero, 4.0f);
+  const int expected_sym[] = {1, 6, 4, 6};
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(quantize_code(v[i], p, max_code(sym3)), expected_sym[i]) << i;
+
+  // All positive: zero = round(−1 / (1/3)) = −3 (not clamped, as rtn_torch.md defines it),
+  // and both ends still dequantize exactly.
+  const float pos[] = {1.0f, 2.0f};
+  p = compute_group_params(pos, asym2);
+  EXPECT_EQ(p.zero, -3.0f);
+  EXPECT_NEAR(dequantize_code(quantize_code(1.0f, p, 3), p), 1.0f, 1e-6f);
+  EXPECT_NEAR(dequantize_code(quantize_code(2.0f, p, 3), p), 2.0f, 1e-6f);
+
+  const float zeros[] = {0.0f, 0.0f};
+  EXPECT_EQ(compute_group_params(zeros, asym2).scale, 1e-8f);
+}
+
+TEST(GroupParams, RoundHalfEvenMatchesNearbyint) {
+  std::vector<float> xs = {0x1p22f - 0.5f, 0x1p22f, 0x1p22f + 0.5f, 0x1p23f - 0.5f, 0x1p23f, 3e7f, 1e9f, -0.0f};
+  for (int k = -20000; k <= 20000; ++k) xs.push_back(float(k) * 0.5f);  // every tie up to ±10000
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> wide(-9e6f, 9e6f), narrow(-40.0f, 40.0f);
+  for (int i = 0; i < 20000; ++i) xs.push_back(i % 2 ? wide(rng) : narrow(rng));
+  for (float x : xs) {
+    ASSERT_EQ(round_half_even(x), std::nearbyint(x)) << x;
+    ASSERT_EQ(round_half_even(-x), std::nearbyint(-x)) << -x;
+  }
+}
+
+}  // namespace
+}  // namespace moeq
