@@ -6,6 +6,8 @@
 #include <fstream>
 #include <map>
 
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -268,7 +270,14 @@ TEST(Recipe, TomlRoundTrip) {
   EXPECT_NE(text.find("layers = [1, \"3-4\"]\n"), std::string::npos) << text;
   EXPECT_NE(to_toml(parse_recipe(kFullRecipe)).find(R"(name_regex = 'layers\.0\.mlp\.down')"), std::string::npos);
 
-  std::filesystem::path file = std::filesystem::temp_directory_path() / "moeq_recipe_round_trip.toml";
+  // Algorithm tables are written where a rule uses the algorithm or a value is not the default.
+  Recipe rtn = parse_recipe("[awq]\nn_grid = 5\n[[rule]]\nmethod = \"rtn\"\nbits = 4\n");
+  std::string rtn_text = to_toml(rtn);
+  EXPECT_EQ(rtn_text.find("[gptq]"), std::string::npos) << rtn_text;
+  EXPECT_NE(rtn_text.find("[awq]\nn_grid = 5\n"), std::string::npos) << rtn_text;
+  EXPECT_EQ(parse_recipe(rtn_text), rtn);
+
+  std::filesystem::path file = std::filesystem::temp_directory_path() / fmt::format("moeq_recipe_{}.toml", getpid());
   save_recipe(r, file);
   Recipe loaded = load_recipe(file);
   EXPECT_EQ(loaded.source, file.string());

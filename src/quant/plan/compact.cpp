@@ -4,7 +4,8 @@
 // by (role, projection, action, expert set) collecting layers, then by (role, action, expert
 // set, layer set) collecting projections. Each final group is the product roles × projections ×
 // layers × experts, so one rule selects exactly it as long as (role, layer, expert, projection)
-// identifies a unit; the result is checked against every unit and falls back to exact names.
+// identifies a unit. Rules equal but for the role are then merged. The result is checked
+// against every unit, and falls back to one rule per exact name.
 #include <algorithm>
 #include <map>
 #include <set>
@@ -115,6 +116,34 @@ std::vector<Rule> exact_name_rules(std::span<const QuantUnit> units, std::span<c
   return rules;
 }
 
+// Rules that differ only in role become one rule naming both roles: each role's selectors were
+// chosen for that role alone, and a rule matches per role, so the union stays exact.
+std::vector<Rule> merge_roles(std::vector<Rule> rules) {
+  std::vector<Rule> merged;
+  for (Rule& rule : rules) {
+    auto same = std::find_if(merged.begin(), merged.end(), [&](const Rule& m) {
+      Selector a = m.select, b = rule.select;
+      a.roles.clear();
+      b.roles.clear();
+      return a == b && m.action == rule.action;
+    });
+    if (same == merged.end())
+      merged.push_back(std::move(rule));
+    else
+      same->select.roles.push_back(rule.select.roles[0]);
+  }
+  return merged;
+}
+
+// Disjoint rules may come in any order; read them by role, then layer, then expert.
+void sort_for_reading(std::vector<Rule>& rules) {
+  auto first = [](const std::optional<IndexSet>& set) { return set ? set->ranges()[0].first : -1; };
+  std::stable_sort(rules.begin(), rules.end(), [&](const Rule& a, const Rule& b) {
+    return std::tuple(a.select.roles[0], first(a.select.layers), first(a.select.experts)) <
+           std::tuple(b.select.roles[0], first(b.select.layers), first(b.select.experts));
+  });
+}
+
 }  // namespace
 
 std::vector<Rule> rules_for(std::span<const QuantUnit> units, std::span<const std::optional<QuantAction>> actions) {
@@ -125,6 +154,8 @@ std::vector<Rule> rules_for(std::span<const QuantUnit> units, std::span<const st
     if (!rule) return exact_name_rules(units, actions);
     rules.push_back(std::move(*rule));
   }
+  rules = merge_roles(std::move(rules));
+  sort_for_reading(rules);
   if (!rules_reproduce(rules, units, actions)) return exact_name_rules(units, actions);
   return rules;
 }

@@ -139,9 +139,10 @@ QuantAction parse_action(const toml::table& rule, const std::string& where) {
     fail("{}: field '{}' does not apply to format {}", where, foreign, format_name(spec.format));
   auto bits = get<int64_t>(rule, "bits", where);
   if (is_int && !bits) fail("{}: field 'bits' is missing (2, 3, 4 or 8 for format int)", where);
-  spec.bits = int(std::clamp<int64_t>(bits.value_or(4), INT_MIN, INT_MAX));
-  spec.group_size = int(std::clamp<int64_t>(get<int64_t>(rule, "group_size", where).value_or(is_int ? 128 : 64),
-                                            INT_MIN, INT_MAX));
+  // Out-of-range values saturate; validate_action rejects them.
+  auto narrow = [](int64_t v) { return int(std::clamp<int64_t>(v, INT_MIN, INT_MAX)); };
+  spec.bits = narrow(bits.value_or(4));
+  spec.group_size = narrow(get<int64_t>(rule, "group_size", where).value_or(is_int ? 128 : 64));
   spec.symmetric = is_int && get<bool>(rule, "symmetric", where).value_or(false);
   spec.double_quant = !is_int && get<bool>(rule, "double_quant", where).value_or(true);
   validate_action(action, where);
@@ -170,51 +171,58 @@ Rule parse_rule(const toml::table& table, const std::string& where) {
   return rule;
 }
 
-const toml::table* get_table(const toml::table& root, std::string_view key, const std::string& where) {
+// A top-level settings table (empty when absent), its keys checked.
+struct Section {
+  const toml::table& table;
+  std::string where;
+};
+
+Section section(const toml::table& root, std::string_view key, const std::string& source, Keys known) {
+  static const toml::table empty;
   const toml::node* node = root.get(key);
-  if (node && !node->is_table()) fail("{}: field '{}' must be a table ([{}])", where, key, key);
-  return node ? node->as_table() : nullptr;
+  if (node && !node->is_table()) fail("{}: field '{}' must be a table ([{}])", source, key, key);
+  Section s{node ? *node->as_table() : empty, fmt::format("{}: [{}]", source, key)};
+  check_keys(s.table, s.where, known);
+  return s;
 }
 
 void parse_settings(const toml::table& root, const std::string& source, RecipeSettings& s) {
-  static const toml::table empty;
-  std::string where = source + ": [calibration]";
-  const toml::table* t = get_table(root, "calibration", source);
-  const toml::table& calib = t ? *t : empty;
-  check_keys(calib, where, {"samples", "seqlen", "seed", "file"});
-  s.calibration.samples = get_count(calib, "samples", where, s.calibration.samples, 1);
-  s.calibration.seqlen = get_count(calib, "seqlen", where, s.calibration.seqlen, 1);
-  s.calibration.seed = get_count(calib, "seed", where, s.calibration.seed, 0);
-  s.calibration.file = get<std::string>(calib, "file", where).value_or("");
+  auto [calib, calib_at] = section(root, "calibration", source, {"samples", "seqlen", "seed", "file"});
+  s.calibration.samples = get_count(calib, "samples", calib_at, s.calibration.samples, 1);
+  s.calibration.seqlen = get_count(calib, "seqlen", calib_at, s.calibration.seqlen, 1);
+  s.calibration.seed = get_count(calib, "seed", calib_at, s.calibration.seed, 0);
+  s.calibration.file = get<std::string>(calib, "file", calib_at).value_or("");
 
-  where = source + ": [gptq]";
-  t = get_table(root, "gptq", source);
-  const toml::table& gptq = t ? *t : empty;
-  check_keys(gptq, where, {"damp_percent", "block_size", "act_order", "static_groups"});
-  s.gptq.damp_percent = get<double>(gptq, "damp_percent", where).value_or(s.gptq.damp_percent);
+  auto [gptq, gptq_at] = section(root, "gptq", source, {"damp_percent", "block_size", "act_order", "static_groups"});
+  s.gptq.damp_percent = get<double>(gptq, "damp_percent", gptq_at).value_or(s.gptq.damp_percent);
   if (!(s.gptq.damp_percent >= 0 && s.gptq.damp_percent < 1))
-    fail("{}: field 'damp_percent' = {} must be in [0, 1)", where, s.gptq.damp_percent);
-  s.gptq.block_size = get_count(gptq, "block_size", where, s.gptq.block_size, 1);
-  s.gptq.act_order = get<bool>(gptq, "act_order", where).value_or(s.gptq.act_order);
-  s.gptq.static_groups = get<bool>(gptq, "static_groups", where).value_or(s.gptq.static_groups);
+    fail("{}: field 'damp_percent' = {} must be in [0, 1)", gptq_at, s.gptq.damp_percent);
+  s.gptq.block_size = get_count(gptq, "block_size", gptq_at, s.gptq.block_size, 1);
+  s.gptq.act_order = get<bool>(gptq, "act_order", gptq_at).value_or(s.gptq.act_order);
+  s.gptq.static_groups = get<bool>(gptq, "static_groups", gptq_at).value_or(s.gptq.static_groups);
 
-  where = source + ": [awq]";
-  t = get_table(root, "awq", source);
-  const toml::table& awq = t ? *t : empty;
-  check_keys(awq, where, {"n_grid", "duo_scaling", "clip"});
-  s.awq.n_grid = get_count(awq, "n_grid", where, s.awq.n_grid, 1);
-  s.awq.duo_scaling = get<bool>(awq, "duo_scaling", where).value_or(s.awq.duo_scaling);
-  s.awq.clip = get<bool>(awq, "clip", where).value_or(s.awq.clip);
+  auto [awq, awq_at] = section(root, "awq", source, {"n_grid", "duo_scaling", "clip"});
+  s.awq.n_grid = get_count(awq, "n_grid", awq_at, s.awq.n_grid, 1);
+  s.awq.duo_scaling = get<bool>(awq, "duo_scaling", awq_at).value_or(s.awq.duo_scaling);
+  s.awq.clip = get<bool>(awq, "clip", awq_at).value_or(s.awq.clip);
 
-  where = source + ": [under_calibrated]";
-  t = get_table(root, "under_calibrated", source);
-  const toml::table& under = t ? *t : empty;
-  check_keys(under, where, {"policy", "min_tokens"});
-  auto policy = get<std::string>(under, "policy", where);
-  if (policy && *policy != "all_tokens" && *policy != "rtn")
-    fail("{}: field 'policy' = '{}' (expected all_tokens or rtn)", where, *policy);
-  if (policy) s.under_calibrated.policy = *policy == "rtn" ? UnderCalibratedPolicy::Rtn : UnderCalibratedPolicy::AllTokens;
-  s.under_calibrated.min_tokens = get_count(under, "min_tokens", where, s.under_calibrated.min_tokens, 0);
+  auto [under, under_at] = section(root, "under_calibrated", source, {"policy", "min_tokens"});
+  if (auto policy = get<std::string>(under, "policy", under_at)) {
+    if (*policy != "all_tokens" && *policy != "rtn")
+      fail("{}: field 'policy' = '{}' (expected all_tokens or rtn)", under_at, *policy);
+    s.under_calibrated.policy = *policy == "rtn" ? UnderCalibratedPolicy::Rtn : UnderCalibratedPolicy::AllTokens;
+  }
+  s.under_calibrated.min_tokens = get_count(under, "min_tokens", under_at, s.under_calibrated.min_tokens, 0);
+}
+
+// TOML syntax errors (and unreadable files) as "file:line:column: what".
+template <typename Parse>
+toml::table parse_toml(Parse&& parse, const std::string& source) {
+  try {
+    return parse();
+  } catch (const toml::parse_error& e) {
+    fail("{}:{}:{}: {}", source, e.source().begin.line, e.source().begin.column, e.description());
+  }
 }
 
 Recipe parse_root(const toml::table& root, std::string source) {
@@ -285,23 +293,12 @@ void validate_action(const QuantAction& action, std::string_view where) {
 }
 
 Recipe parse_recipe(std::string_view toml_text, std::string source) {
-  toml::table root;
-  try {
-    root = toml::parse(toml_text, source);
-  } catch (const toml::parse_error& e) {
-    fail("{}:{}:{}: {}", source, e.source().begin.line, e.source().begin.column, e.description());
-  }
-  return parse_root(root, std::move(source));
+  return parse_root(parse_toml([&] { return toml::parse(toml_text, source); }, source), source);
 }
 
 Recipe load_recipe(const std::filesystem::path& file) {
-  toml::table root;
-  try {
-    root = toml::parse_file(file.string());
-  } catch (const toml::parse_error& e) {
-    fail("{}:{}:{}: {}", file.string(), e.source().begin.line, e.source().begin.column, e.description());
-  }
-  return parse_root(root, file.string());
+  std::string source = file.string();
+  return parse_root(parse_toml([&] { return toml::parse_file(source); }, source), source);
 }
 
 }  // namespace moeq::plan

@@ -77,17 +77,31 @@ std::string number(double value) {
   return text.find_first_of(".eE") == std::string::npos ? text + ".0" : text;
 }
 
-void write_settings(std::string& out, const RecipeSettings& s) {
+bool uses(const Recipe& recipe, QuantMethod method) {
+  for (const Rule& rule : recipe.rules)
+    if (rule.action.method == method) return true;
+  return false;
+}
+
+// Algorithm tables only where a rule uses the algorithm or a value differs from its default:
+// the default values are what a missing table reads back as.
+void write_settings(std::string& out, const Recipe& recipe) {
+  const RecipeSettings& s = recipe.settings;
+  const RecipeSettings defaults;
+  const bool gptq = uses(recipe, QuantMethod::Gptq), awq = uses(recipe, QuantMethod::Awq);
   out += fmt::format("\n[calibration]\nsamples = {}\nseqlen = {}\nseed = {}\n", s.calibration.samples,
                      s.calibration.seqlen, s.calibration.seed);
   if (!s.calibration.file.empty()) out += fmt::format("file = {}\n", quote(s.calibration.file));
-  out += fmt::format("\n[gptq]\ndamp_percent = {}\nblock_size = {}\nact_order = {}\nstatic_groups = {}\n",
-                     number(s.gptq.damp_percent), s.gptq.block_size, s.gptq.act_order, s.gptq.static_groups);
-  out += fmt::format("\n[awq]\nn_grid = {}\nduo_scaling = {}\nclip = {}\n", s.awq.n_grid, s.awq.duo_scaling,
-                     s.awq.clip);
-  out += fmt::format("\n[under_calibrated]\npolicy = \"{}\"\nmin_tokens = {}\n",
-                     s.under_calibrated.policy == UnderCalibratedPolicy::Rtn ? "rtn" : "all_tokens",
-                     s.under_calibrated.min_tokens);
+  if (gptq || s.gptq != defaults.gptq)
+    out += fmt::format("\n[gptq]\ndamp_percent = {}\nblock_size = {}\nact_order = {}\nstatic_groups = {}\n",
+                       number(s.gptq.damp_percent), s.gptq.block_size, s.gptq.act_order, s.gptq.static_groups);
+  if (awq || s.awq != defaults.awq)
+    out += fmt::format("\n[awq]\nn_grid = {}\nduo_scaling = {}\nclip = {}\n", s.awq.n_grid, s.awq.duo_scaling,
+                       s.awq.clip);
+  if (gptq || awq || s.under_calibrated != defaults.under_calibrated)
+    out += fmt::format("\n[under_calibrated]\npolicy = \"{}\"\nmin_tokens = {}\n",
+                       s.under_calibrated.policy == UnderCalibratedPolicy::Rtn ? "rtn" : "all_tokens",
+                       s.under_calibrated.min_tokens);
 }
 
 }  // namespace
@@ -95,7 +109,7 @@ void write_settings(std::string& out, const RecipeSettings& s) {
 std::string to_toml(const Recipe& recipe) {
   std::string out = "# moeq quantization recipe (docs/RECIPES.md). First matching rule wins.\nversion = 1\n";
   if (!recipe.description.empty()) out += fmt::format("description = {}\n", quote(recipe.description));
-  write_settings(out, recipe.settings);
+  write_settings(out, recipe);
   for (const Rule& rule : recipe.rules) write_rule(out, rule);
   return out;
 }

@@ -5,6 +5,7 @@
 #include <set>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "core/error.h"
 #include "quant/plan/plan.h"
@@ -20,26 +21,41 @@ bool has_role(std::span<const QuantUnit> units, TensorRole role) {
   return std::any_of(units.begin(), units.end(), [&](const QuantUnit& u) { return u.role == role; });
 }
 
-// One rule per distinct action, naming the roles (present in the model) that get it.
-std::vector<Rule> base_rules(std::span<const QuantUnit> units, const RoleActions& actions) {
-  std::vector<Rule> rules;
+using RoleGroups = std::vector<std::pair<QuantAction, std::vector<TensorRole>>>;
+
+// The roles `actions` sets (and `keep` accepts), grouped by their action, in kBaseRoles order.
+template <typename Keep>
+RoleGroups roles_by_action(const RoleActions& actions, Keep keep) {
+  RoleGroups groups;
   for (TensorRole role : kBaseRoles) {
     std::optional<QuantAction> action = actions.of(role);
-    if (!action || !has_role(units, role)) continue;
-    auto same = std::find_if(rules.begin(), rules.end(), [&](const Rule& r) { return r.action == *action; });
-    if (same == rules.end()) {
-      rules.push_back({{}, *action, "base"});
-      same = rules.end() - 1;
+    if (!action || !keep(role)) continue;
+    auto same = std::find_if(groups.begin(), groups.end(), [&](const auto& g) { return g.first == *action; });
+    if (same == groups.end()) {
+      groups.emplace_back(*action, std::vector<TensorRole>{});
+      same = groups.end() - 1;
     }
-    same->select.roles.push_back(role);
+    same->second.push_back(role);
   }
+  return groups;
+}
+
+// One rule per distinct action, naming the roles the model has that get it.
+std::vector<Rule> base_rules(std::span<const QuantUnit> units, const RoleActions& actions) {
+  std::vector<Rule> rules;
+  for (auto& [action, roles] : roles_by_action(actions, [&](TensorRole r) { return has_role(units, r); }))
+    rules.push_back({{roles, {}, {}, {}, {}}, action, "base"});
   return rules;
 }
 
+// "attention gptq int4 g128 asym; routed_expert, shared_expert gptq int2 g128 asym"
 std::string describe_base(const RoleActions& actions) {
   std::string out;
-  for (TensorRole role : kBaseRoles)
-    if (auto action = actions.of(role)) out += fmt::format("{}{} {}", out.empty() ? "" : ", ", role_name(role), describe(*action));
+  for (const auto& [action, roles] : roles_by_action(actions, [](TensorRole) { return true; })) {
+    std::vector<std::string_view> names;
+    for (TensorRole role : roles) names.push_back(role_name(role));
+    out += fmt::format("{}{} {}", out.empty() ? "" : "; ", fmt::join(names, ", "), describe(action));
+  }
   return out.empty() ? "nothing quantized" : out;
 }
 
@@ -50,7 +66,7 @@ Recipe promote(std::span<const QuantUnit> units, const RoleActions& base, const 
   for (size_t i = 0; i < units.size(); ++i)
     if (picked[i]) actions[i] = high;
   Recipe recipe;
-  recipe.description = fmt::format("{} at {}; rest: {}", what, describe(high), describe_base(base));
+  recipe.description = fmt::format("{} at {}; rest per role: {}", what, describe(high), describe_base(base));
   recipe.rules = rules_for(units, actions);
   for (Rule& rule : recipe.rules) rule.note = what;
   for (Rule& rule : base_rules(units, base)) recipe.rules.push_back(std::move(rule));
@@ -162,7 +178,7 @@ Recipe by_projection(std::span<const QuantUnit> units, const ProjectionOptions& 
     if (has_role(units, role)) roles.push_back(role);
   }
   Recipe recipe;
-  recipe.description = fmt::format("gate/up {}, down {}; rest: {}", describe(options.gate_up),
+  recipe.description = fmt::format("gate/up {}, down {}; rest per role: {}", describe(options.gate_up),
                                    describe(options.down), describe_base(base));
   recipe.rules.push_back({{roles, {}, {}, {"gate", "up"}, {}}, options.gate_up, "gate/up projections"});
   recipe.rules.push_back({{roles, {}, {}, {"down"}, {}}, options.down, "down projections"});
