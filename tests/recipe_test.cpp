@@ -164,6 +164,7 @@ TEST(Recipe, RejectsBadRulesAndSettings) {
             "r.toml: rule 1: field 'experts' is empty (leave it out to select every index)");
   EXPECT_EQ(parse_error("[[rule]]\nname_regex = \"(\"\nmethod = \"none\"\n").rfind("r.toml: rule 1: bad name_regex '('", 0), 0u);
   EXPECT_EQ(parse_error("[rule]\nmethod = \"rtn\"\n"), "r.toml: field 'rule' must be an array of tables ([[rule]] blocks)");
+  EXPECT_EQ(parse_error("calibration = 5\n"), "r.toml: field 'calibration' must be a table ([calibration])");
   EXPECT_EQ(parse_error("version = 2\n"), "r.toml: field 'version' = 2 (this moeq reads recipe version 1)");
   EXPECT_EQ(parse_error("[gptq]\ndamp_percent = 1.5\n"), "r.toml: [gptq]: field 'damp_percent' = 1.5 must be in [0, 1)");
   EXPECT_EQ(parse_error("[calibration]\nsamples = 0\n"), "r.toml: [calibration]: field 'samples' = 0 must be at least 1");
@@ -332,6 +333,40 @@ TEST(Recipe, CompactRulesOmitSelectorsCoveringTheModel) {
   expected.experts->add(0, 3);
   EXPECT_EQ(rules[0].select, expected);
   EXPECT_EQ(rules[0].action, int4);
+}
+
+// Every ```toml block of docs/RECIPES.md is a valid recipe for a qwen2_moe-shaped model.
+TEST(Recipe, DocsExamplesResolve) {
+  std::ifstream in(moeq::testing::source_dir() / "docs/RECIPES.md");
+  std::string doc((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  int blocks = 0;
+  for (size_t at = doc.find("```toml\n"); at != std::string::npos; at = doc.find("```toml\n", at)) {
+    size_t begin = at + 8, end = doc.find("```", begin);
+    std::string label = fmt::format("RECIPES.md block {}", ++blocks);
+    EXPECT_NO_THROW(resolve(parse_recipe(doc.substr(begin, end - begin), label), qwen2_moe_units())) << label;
+    at = end + 3;
+  }
+  EXPECT_EQ(blocks, 11);
+}
+
+TEST(Recipe, UnitOfALinearSlot) {
+  struct Fake : LinearOp {
+    int64_t in_features() const override { return 3; }
+    int64_t out_features() const override { return 5; }
+    void forward(const float*, int64_t, float*) const override {}
+    size_t storage_bytes() const override { return 0; }
+    std::string format_name() const override { return "fake"; }
+  };
+  LinearPtr op = std::make_unique<Fake>();
+  LinearSlot slot{"model.layers.2.mlp.experts.7.down_proj.weight", TensorRole::RoutedExpert, 2, 7, "down", &op};
+  QuantUnit unit = unit_of(slot);
+  EXPECT_EQ(unit.name, slot.name);
+  EXPECT_EQ(unit.role, TensorRole::RoutedExpert);
+  EXPECT_EQ(unit.layer, 2);
+  EXPECT_EQ(unit.expert, 7);
+  EXPECT_EQ(unit.projection, "down");
+  EXPECT_EQ(unit.rows, 5);
+  EXPECT_EQ(unit.cols, 3);
 }
 
 // The synthetic units are the real checkpoint's linear weights, with the real shapes.

@@ -1,5 +1,6 @@
 #include "quant/plan/plan.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <map>
 
@@ -17,28 +18,33 @@ std::string rule_label(const Recipe& recipe, size_t index) {
                       : fmt::format("{}: rule {} ({})", recipe.source, index + 1, note);
 }
 
+// Whether `rule`, were it to name the routing roles, would select some unit: then a rule that
+// selects nothing was probably meant for routers.
+bool meant_for_routing(const Rule& rule, std::span<const QuantUnit> units, std::string_view source) {
+  if (!rule.select.roles.empty()) return false;
+  Rule widened = rule;
+  widened.select.roles = {TensorRole::Router, TensorRole::SharedExpertGate};
+  RuleMatcher probe(std::span(&widened, 1), source);
+  return std::any_of(units.begin(), units.end(), [&](const QuantUnit& u) { return probe.matches(0, u); });
+}
+
 // Rules that select nothing are errors; rules that select only what earlier rules took, or that
 // quantize routing weights, are warnings.
 void check_rules(const Recipe& recipe, const RuleMatcher& matcher, std::span<const QuantUnit> units,
                  QuantPlan& plan) {
   for (size_t r = 0; r < recipe.rules.size(); ++r) {
-    int64_t selected = 0, decided = 0, routing = 0, protected_selected = 0;
+    int64_t selected = 0, decided = 0, routing = 0;
     for (const PlanEntry& entry : plan.entries) {
       selected += matcher.matches(r, entry.unit);
       if (entry.rule != int(r)) continue;
       ++decided;
       routing += is_protected_role(entry.unit.role) && entry.action.quantizes();
     }
-    if (selected == 0) {
-      Rule widened = recipe.rules[r];
-      widened.select.roles = {TensorRole::Router, TensorRole::SharedExpertGate};
-      RuleMatcher probe(std::span(&widened, 1), recipe.source);
-      for (const QuantUnit& unit : units) protected_selected += probe.matches(0, unit);
+    if (selected == 0)
       fail("{} matches no tensor of the model{}", rule_label(recipe, r),
-           protected_selected && recipe.rules[r].select.roles.empty()
+           meant_for_routing(recipe.rules[r], units, recipe.source)
                ? " (routers and shared-expert gates are only selected by a role naming them)"
                : "");
-    }
     if (decided == 0)
       plan.warnings.push_back(fmt::format("{} decides no tensor: earlier rules take all {} it selects",
                                           rule_label(recipe, r), selected));

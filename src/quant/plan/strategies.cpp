@@ -48,14 +48,17 @@ std::vector<Rule> base_rules(std::span<const QuantUnit> units, const RoleActions
   return rules;
 }
 
+std::vector<std::string_view> role_names(std::span<const TensorRole> roles) {
+  std::vector<std::string_view> names;
+  for (TensorRole role : roles) names.push_back(role_name(role));
+  return names;
+}
+
 // "attention gptq int4 g128 asym; routed_expert, shared_expert gptq int2 g128 asym"
 std::string describe_base(const RoleActions& actions) {
   std::string out;
-  for (const auto& [action, roles] : roles_by_action(actions, [](TensorRole) { return true; })) {
-    std::vector<std::string_view> names;
-    for (TensorRole role : roles) names.push_back(role_name(role));
-    out += fmt::format("{}{} {}", out.empty() ? "" : "; ", fmt::join(names, ", "), describe(action));
-  }
+  for (const auto& [action, roles] : roles_by_action(actions, [](TensorRole) { return true; }))
+    out += fmt::format("{}{} {}", out.empty() ? "" : "; ", fmt::join(role_names(roles), ", "), describe(action));
   return out.empty() ? "nothing quantized" : out;
 }
 
@@ -180,8 +183,10 @@ Recipe by_projection(std::span<const QuantUnit> units, const ProjectionOptions& 
   Recipe recipe;
   recipe.description = fmt::format("gate/up {}, down {}; rest per role: {}", describe(options.gate_up),
                                    describe(options.down), describe_base(base));
-  recipe.rules.push_back({{roles, {}, {}, {"gate", "up"}, {}}, options.gate_up, "gate/up projections"});
-  recipe.rules.push_back({{roles, {}, {}, {"down"}, {}}, options.down, "down projections"});
+  if (!roles.empty()) {  // an empty role list would select every tensor
+    recipe.rules.push_back({{roles, {}, {}, {"gate", "up"}, {}}, options.gate_up, "gate/up projections"});
+    recipe.rules.push_back({{roles, {}, {}, {"down"}, {}}, options.down, "down projections"});
+  }
   for (Rule& rule : base_rules(units, base)) recipe.rules.push_back(std::move(rule));
   return recipe;
 }
@@ -202,7 +207,8 @@ Recipe top_unit_scores(std::span<const QuantUnit> units, std::span<const double>
                                                         : SeededRandom(options.seed).choose(eligible.size(), size_t(n));
   std::vector<bool> picked(units.size());
   for (size_t p : picks) picked[eligible[p]] = true;
-  std::string what = fmt::format("{} {}% of units by score ({} units)", pick_name(options.pick), options.percent, n);
+  std::string what = fmt::format("{} {}% of {} units by {} ({} units)", pick_name(options.pick), options.percent,
+                                 fmt::join(role_names(options.roles), ", "), options.score_name, n);
   if (options.pick == Pick::Random) what += fmt::format(" (control, seed {})", options.seed);
   return promote(units, options.base, options.high, picked, what);
 }

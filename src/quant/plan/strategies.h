@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "quant/plan/recipe.h"
@@ -80,6 +81,7 @@ struct UnitScoreOptions {
   std::vector<TensorRole> roles = {TensorRole::RoutedExpert};
   Pick pick = Pick::Top;
   uint64_t seed = 0;
+  std::string score_name = "outlier score";  // for the recipe's description and notes
 };
 Recipe top_unit_scores(std::span<const QuantUnit> units, std::span<const double> scores,
                        const UnitScoreOptions& options);
