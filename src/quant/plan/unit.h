@@ -1,0 +1,64 @@
+// The vocabulary of the planning layer: what can be quantized (QuantUnit) and what is done to
+// it (QuantAction). Units mirror model::LinearSlot without the op, so recipes, strategies and
+// the optimiser can be built and tested without loading a model.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "model/model.h"
+#include "quant/qtensor.h"
+
+namespace moeq::plan {
+
+// One weight matrix of the model, [rows = out features, cols = in features].
+struct QuantUnit {
+  std::string name;        // HF tensor name, e.g. "model.layers.3.mlp.experts.5.down_proj.weight"
+  TensorRole role = TensorRole::Other;
+  int layer = -1;          // -1 for embedding / lm_head
+  int expert = -1;         // routed-expert index, else -1
+  std::string projection;  // "q", "k", "v", "o", "gate", "up", "down", "router", ...
+  int64_t rows = 0;
+  int64_t cols = 0;
+
+  int64_t numel() const { return rows * cols; }
+};
+
+// A LinearSlot of a loaded model as a unit (shape read from its op).
+QuantUnit unit_of(const LinearSlot& slot);
+
+enum class QuantMethod : uint8_t { None, Rtn, Gptq, Awq };  // None: keep the tensor 16-bit
+
+struct QuantAction {
+  QuantMethod method = QuantMethod::Rtn;
+  QuantSpec spec;  // ignored when method == None
+
+  bool quantizes() const { return method != QuantMethod::None; }
+  // The paper's count: the format's nominal bits, 16 for a kept tensor.
+  int nominal_bits() const { return quantizes() ? spec.bits : 16; }
+  static QuantAction keep() { return {QuantMethod::None, {}}; }
+  static QuantAction int_bits(QuantMethod method, int bits, int group_size = 128, bool symmetric = false);
+};
+
+// Equal when they quantize identically: fields a format ignores (symmetric for NF4,
+// double_quant for Int) are not compared, nor is the spec of a kept tensor.
+bool same_spec(const QuantSpec& a, const QuantSpec& b);
+bool operator==(const QuantAction& a, const QuantAction& b);
+
+// Recipe spellings ("routed_expert", "gptq", "nf4"). parse_* return false on an unknown name.
+std::string_view role_name(TensorRole role);
+std::string_view method_name(QuantMethod method);
+std::string_view format_name(QuantFormat format);
+bool parse_role(std::string_view text, TensorRole& role);
+bool parse_method(std::string_view text, QuantMethod& method);
+bool parse_format(std::string_view text, QuantFormat& format);
+
+// Short human label for reports and warnings: "gptq int4 g128 asym", "rtn nf4 dq", "keep".
+std::string describe(const QuantAction& action);
+
+// Routers and the shared-expert gate steer tokens; quantizing them changes which experts run,
+// so they stay 16-bit unless a rule names their role explicitly.
+bool is_protected_role(TensorRole role);
+
+}  // namespace moeq::plan
