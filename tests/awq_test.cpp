@@ -5,12 +5,12 @@
 #include <gtest/gtest.h>
 
 #include "calib/hessian.h"
-#include "quant_test_util.h"
+#include "algo_test_util.h"
 
 namespace moeq {
 namespace {
 
-using namespace moeq::testing;  // the references in quant_test_util.h
+using namespace moeq::testing;  // the references in algo_test_util.h
 
 struct Calib {
   Tensor x, h;

@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "calib/hessian.h"
-#include "quant_test_util.h"
+#include "algo_test_util.h"
 
 namespace moeq {
 namespace {

@@ -4,7 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "quant_test_util.h"
+#include "algo_test_util.h"
 
 namespace moeq {
 namespace {
