@@ -50,6 +50,15 @@ size_t DenseLinear::storage_bytes() const {
   return f32_.empty() ? size_t(w_.rows * w_.cols) * dtype_size(w_.dtype) : f32_.size() * sizeof(float);
 }
 
+Tensor DenseLinear::weight_f32() const {
+  Tensor t({w_.rows, w_.cols});
+  if (f32_ptr_)
+    std::copy(f32_ptr_, f32_ptr_ + t.numel(), t.ptr());
+  else
+    convert_to_f32(w_.dtype, w_.data, t.ptr(), size_t(t.numel()));
+  return t;
+}
+
 std::string DenseLinear::format_name() const {
   if (f32_ptr_) return "f32";
   return w_.dtype == DType::BF16 ? "bf16" : "f16";

@@ -41,6 +41,8 @@ class DenseLinear final : public LinearOp {
   void forward(const float* x, int64_t n, float* y) const override;
   size_t storage_bytes() const override;
   std::string format_name() const override;
+  // The weights as an owning fp32 [out, in] tensor (what quantizers start from).
+  Tensor weight_f32() const;
 
  private:
   void forward_tiled(const float* x, int64_t n, float* y) const;

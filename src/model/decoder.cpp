@@ -13,8 +13,9 @@ namespace {
 
 class Decoder final : public Model {
  public:
-  Decoder(ModelConfig config, std::shared_ptr<const Checkpoint> checkpoint, DenseStorage storage)
-      : c_(std::move(config)), w_(load_weights(c_, checkpoint, storage)), routing_(size_t(c_.num_layers)) {
+  Decoder(ModelConfig config, std::shared_ptr<const Checkpoint> checkpoint, DenseStorage storage,
+          const QuantManifest* manifest)
+      : c_(std::move(config)), w_(load_weights(c_, checkpoint, storage, manifest)), routing_(size_t(c_.num_layers)) {
     const int64_t rd = c_.rope_dim();
     // As transformers: 1 / theta^(2i/d) in fp32, usually kept in the model's dtype
     // (ModelConfig::dtype, ArchDesc::inv_freq_in_model_dtype).
@@ -153,7 +154,9 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, const LoadO
   ModelConfig config = load_config(dir);
   auto checkpoint = std::make_shared<const Checkpoint>(Checkpoint::open(dir));
   warn_nonfinite(*checkpoint);
-  return std::make_unique<Decoder>(std::move(config), std::move(checkpoint), options.storage);
+  const std::optional<QuantManifest> manifest = read_manifest(dir);
+  return std::make_unique<Decoder>(std::move(config), std::move(checkpoint), options.storage,
+                                   manifest ? &*manifest : nullptr);
 }
 
 }  // namespace moeq

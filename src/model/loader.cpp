@@ -1,5 +1,7 @@
 #include "model/loader.h"
 
+#include "quant/formats/checkpoint_io.h"
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -8,8 +10,9 @@ namespace {
 
 class Loader {
  public:
-  Loader(const ModelConfig& c, std::shared_ptr<const Checkpoint> ck, DenseStorage storage)
-      : c_(c), ck_(std::move(ck)), storage_(storage) {}
+  Loader(const ModelConfig& c, std::shared_ptr<const Checkpoint> ck, DenseStorage storage,
+         const QuantManifest* manifest)
+      : c_(c), ck_(std::move(ck)), storage_(storage), manifest_(manifest) {}
 
   WeightView view(const std::string& name, const std::vector<int64_t>& shape) const {
     const TensorView& t = ck_->get(name, shape);
@@ -27,7 +30,11 @@ class Loader {
                 bool bias = false, int expert = -1) const {
     Linear l;
     l.name = stem + ".weight";
-    l.op = std::make_unique<DenseLinear>(view(l.name, {out, in}), storage_);
+    const TensorQuant* q = manifest_ ? manifest_->find(l.name) : nullptr;
+    if (q)
+      l.op = load_quantized_linear(*ck_, l.name, q->spec, out, in);
+    else
+      l.op = std::make_unique<DenseLinear>(view(l.name, {out, in}), storage_);
     if (bias) l.bias = vec(stem + ".bias", out);
     l.role = role;
     l.projection = std::move(projection);
@@ -154,12 +161,14 @@ class Loader {
   const ModelConfig& c_;
   std::shared_ptr<const Checkpoint> ck_;
   DenseStorage storage_;
+  const QuantManifest* manifest_;
 };
 
 }  // namespace
 
-DecoderWeights load_weights(const ModelConfig& c, std::shared_ptr<const Checkpoint> ck, DenseStorage storage) {
-  Loader ld(c, ck, storage);
+DecoderWeights load_weights(const ModelConfig& c, std::shared_ptr<const Checkpoint> ck, DenseStorage storage,
+                            const QuantManifest* manifest) {
+  Loader ld(c, ck, storage, manifest);
   DecoderWeights w;
   const int64_t h = c.hidden_size, v = c.vocab_size;
   w.embedding = ld.view("model.embed_tokens.weight", {v, h});

@@ -7,6 +7,7 @@
 
 #include "io/safetensors.h"
 #include "model/blocks.h"
+#include "quant/formats/manifest.h"
 
 namespace moeq {
 
@@ -17,7 +18,8 @@ struct DecoderWeights {
   Linear lm_head;
 };
 
+// `manifest` (nullable) names the linears stored quantized; the others load as dense ops.
 DecoderWeights load_weights(const ModelConfig& config, std::shared_ptr<const Checkpoint> checkpoint,
-                            DenseStorage storage);
+                            DenseStorage storage, const QuantManifest* manifest = nullptr);
 
 }  // namespace moeq

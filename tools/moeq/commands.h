@@ -10,5 +10,6 @@ namespace moeq::cli {
 void add_version_command(CLI::App& app);
 void add_info_command(CLI::App& app);  // moeq info MODEL [--json]
 void add_tokenize_command(CLI::App& app);
+void add_quantize_command(CLI::App& app);  // moeq quantize MODEL --recipe R --out DIR
 
 }  // namespace moeq::cli

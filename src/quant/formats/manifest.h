@@ -1,0 +1,39 @@
+// The quantization_config that `moeq quantize` writes into config.json: which tensors are
+// quantized, with which method and spec. Loaders read it to know how to rebuild each LinearOp.
+//
+//   "quantization_config": {
+//     "quant_method": "moeq", "format_version": 1, "zeros": "stored",
+//     "tensors": { "<HF weight name>": {"method": "gptq", "format": "int", "bits": 4,
+//                                       "group_size": 128, "symmetric": false, "double_quant": false} } }
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "quant/qtensor.h"
+
+namespace moeq {
+
+struct TensorQuant {
+  std::string method;  // "rtn", "gptq", "awq"
+  QuantSpec spec;
+};
+
+struct QuantManifest {
+  static constexpr int kFormatVersion = 1;
+  std::map<std::string, TensorQuant> tensors;  // by HF weight name
+
+  const TensorQuant* find(const std::string& weight_name) const;
+  nlohmann::json to_json() const;
+  // Throws moeq::Error naming `file` and the field for a malformed or newer-version config.
+  static QuantManifest from_json(const nlohmann::json& config, const std::string& file);
+};
+
+// The manifest of the model folder's config.json, or nullopt for an unquantized model.
+std::optional<QuantManifest> read_manifest(const std::filesystem::path& model_dir);
+
+}  // namespace moeq

@@ -1,0 +1,265 @@
+#include "quant/pipeline/layer_quantizer.h"
+
+#include <chrono>
+#include <cmath>
+#include <map>
+
+#include "calib/input_recorder.h"
+#include "core/error.h"
+#include "kernels/cpu/quant_linear.h"
+#include "kernels/dense_linear.h"
+#include "quant/algo/awq.h"
+#include "quant/algo/gptq.h"
+#include "quant/algo/rtn.h"
+#include "quant/formats/checkpoint_io.h"
+
+namespace moeq {
+namespace {
+
+using plan::QuantMethod;
+
+constexpr int kStages = 4;
+
+int stage_of(const LinearSlot& slot) {
+  if (slot.role == TensorRole::Attention) return slot.projection == "o" ? 1 : 0;
+  return slot.projection == "down" ? 3 : 2;
+}
+
+bool needs_calibration(QuantMethod m) { return m == QuantMethod::Gptq || m == QuantMethod::Awq; }
+
+// Linears that read the same input share one AWQ scale: q/k/v of a block, gate/up of one expert.
+std::string input_group(const LinearSlot& slot) {
+  const bool own_input = slot.projection == "q_b" || slot.projection == "kv_b";
+  return fmt::format("{}:{}:{}", stage_of(slot), int(slot.role), own_input ? slot.projection : std::to_string(slot.expert));
+}
+
+Tensor dense_weights(const LinearSlot& slot) {
+  const auto* dense = dynamic_cast<const DenseLinear*>(slot.op->get());
+  if (!dense) fail("tensor '{}' is not a dense 16/32-bit weight (already quantized?)", slot.name);
+  return dense->weight_f32();
+}
+
+// Wraps slot's op in a recorder for one calibration pass; unwrap() puts the original back and
+// keeps the recorder (and its statistics) alive.
+class Recorders {
+ public:
+  InputRecorder* wrap(LinearSlot& slot, bool keep_inputs) {
+    auto rec = std::make_unique<InputRecorder>(std::move(*slot.op), keep_inputs);
+    InputRecorder* raw = rec.get();
+    *slot.op = std::move(rec);
+    wrapped_.push_back(&slot);
+    return raw;
+  }
+  void unwrap() {
+    for (LinearSlot* slot : wrapped_) {
+      auto* rec = static_cast<InputRecorder*>(slot->op->get());
+      LinearPtr inner = rec->release();
+      held_.push_back(std::move(*slot->op));
+      *slot->op = std::move(inner);
+    }
+    wrapped_.clear();
+  }
+
+ private:
+  std::vector<LinearSlot*> wrapped_;
+  std::vector<LinearPtr> held_;
+};
+
+// SiLU(gate(x)) · up(x) over every token of the layer: the input an expert's down projection
+// would see if the router had sent it all tokens.
+std::vector<float> expert_activations(const LinearOp& gate, const LinearOp& up, const std::vector<float>& x) {
+  const int64_t in = gate.in_features(), ffn = gate.out_features(), n = int64_t(x.size()) / in;
+  std::vector<float> g(size_t(n * ffn)), u(size_t(n * ffn));
+  gate.forward(x.data(), n, g.data());
+  up.forward(x.data(), n, u.data());
+  for (size_t i = 0; i < g.size(); ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+  return g;
+}
+
+struct StageContext {
+  const LayerJob& job;
+  const std::vector<InputRecorder*>& recorders;  // per slot, null if not recorded
+  const InputRecorder* router = nullptr;         // every token of the layer (MLP stages)
+  LayerResult& result;
+};
+
+class LayerQuantizer {
+ public:
+  LayerQuantizer(Model& model, const LayerJob& job, const Tensor& hidden, int64_t samples, int64_t seqlen)
+      : model_(model), job_(job), hidden_(hidden), samples_(samples), seqlen_(seqlen) {}
+
+  LayerResult run() {
+    const auto start = std::chrono::steady_clock::now();
+    result_.layer = job_.layer;
+    for (int stage = 0; stage < kStages; ++stage) run_stage(stage);
+    result_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return std::move(result_);
+  }
+
+ private:
+  const plan::PlanEntry& entry(size_t i) const { return *job_.entries[i]; }
+
+  void run_stage(int stage) {
+    std::vector<size_t> members;
+    bool calibrate = false;
+    for (size_t i = 0; i < job_.slots.size(); ++i)
+      if (stage_of(job_.slots[i]) == stage && entry(i).action.quantizes()) {
+        members.push_back(i);
+        calibrate |= needs_calibration(entry(i).action.method);
+      }
+    if (members.empty()) return;
+
+    Recorders recorders;
+    std::vector<InputRecorder*> recorded(job_.slots.size(), nullptr);
+    InputRecorder* router = nullptr;
+    if (calibrate) {
+      if (hidden_.numel() == 0) fail("layer {}: GPTQ/AWQ need calibration data", job_.layer);
+      for (size_t i : members)
+        if (needs_calibration(entry(i).action.method)) recorded[i] = recorders.wrap(job_.slots[i], false);
+      if (stage >= 2)
+        for (LinearSlot& slot : job_.slots)
+          if (slot.role == TensorRole::Router && !recorded[size_t(&slot - job_.slots.data())])
+            router = recorders.wrap(slot, true);
+      Tensor h = hidden_;
+      model_.run_block(job_.layer, h, samples_, seqlen_);
+      recorders.unwrap();
+    }
+    quantize_members(members, recorded, router);
+  }
+
+  void quantize_members(const std::vector<size_t>& members, const std::vector<InputRecorder*>& recorded,
+                        const InputRecorder* router) {
+    std::map<std::string, std::vector<size_t>> awq_groups;
+    for (size_t i : members) {
+      if (entry(i).action.method == QuantMethod::Awq && recorded[i] && !under_calibrated(*recorded[i], i)) {
+        awq_groups[input_group(job_.slots[i])].push_back(i);
+        continue;
+      }
+      quantize_single(i, recorded[i], router);
+    }
+    for (const auto& [key, group] : awq_groups) quantize_awq(group, recorded);
+  }
+
+  bool under_calibrated(const InputRecorder& rec, size_t i) const {
+    if (job_.slots[i].role != TensorRole::RoutedExpert) return rec.stats().tokens() == 0;
+    return rec.stats().tokens() < std::max<int64_t>(1, job_.settings->under_calibrated.min_tokens);
+  }
+
+  void quantize_single(size_t i, const InputRecorder* rec, const InputRecorder* router) {
+    LinearSlot& slot = job_.slots[i];
+    const QuantSpec spec = effective_spec(entry(i), job_.indivisible);
+    const Tensor w = dense_weights(slot);
+    UnitResult r{slot.name, "rtn", spec, rec ? rec->stats().tokens() : -1, 0.0, {}};
+    QuantizedMatrix q;
+    if (rec && entry(i).action.method == QuantMethod::Gptq && !under_calibrated(*rec, i)) {
+      q = run_gptq(w, rec->stats().hessian(), spec, r);
+    } else if (rec && under_calibrated(*rec, i)) {
+      q = quantize_under_calibrated(i, w, spec, router, r);
+    } else {
+      q = rtn_quantize(w.ptr(), w.rows(), w.cols(), spec);
+    }
+    install(slot, q, {}, r);
+  }
+
+  QuantizedMatrix run_gptq(const Tensor& w, const Tensor& hessian, const QuantSpec& spec, UnitResult& r) {
+    const auto& g = job_.settings->gptq;
+    GptqOptions opt{float(g.damp_percent), int(g.block_size), g.act_order, g.static_groups};
+    GptqResult res = gptq_quantize(w, hessian, spec, opt);
+    r.method = "gptq";
+    r.loss = res.loss;
+    return std::move(res.q);
+  }
+
+  // An expert the router sent too few calibration tokens: GPTQ on a Hessian of a handful of
+  // rows overfits them (or, with none, has nothing to go on), so follow the recipe's policy.
+  QuantizedMatrix quantize_under_calibrated(size_t i, const Tensor& w, const QuantSpec& spec,
+                                            const InputRecorder* router, UnitResult& r) {
+    const LinearSlot& slot = job_.slots[i];
+    const auto& policy = job_.settings->under_calibrated;
+    const std::string why = fmt::format("{} calibration tokens", r.tokens);
+    if (policy.policy == plan::UnderCalibratedPolicy::Rtn || !router) {
+      result_.warnings.push_back(fmt::format("{}: {}, quantized with RTN", slot.name, why));
+      r.method = "rtn (under-calibrated)";
+      return rtn_quantize(w.ptr(), w.rows(), w.cols(), spec);
+    }
+    HessianAccumulator all(w.cols());
+    if (slot.projection == "down") {
+      all.add(expert_activations(sibling(slot, "gate"), sibling(slot, "up"), router->inputs()));
+    } else {
+      all.merge(router->stats());
+    }
+    result_.warnings.push_back(fmt::format("{}: {}, calibrated on all {} tokens of the layer", slot.name, why,
+                                           all.tokens()));
+    QuantizedMatrix q = run_gptq(w, all.hessian(), spec, r);
+    r.method = "gptq (all tokens)";
+    return q;
+  }
+
+  const LinearOp& sibling(const LinearSlot& slot, std::string_view projection) const {
+    for (const LinearSlot& s : job_.slots)
+      if (s.expert == slot.expert && s.role == slot.role && s.projection == projection) return **s.op;
+    fail("{}: no {} projection found for expert {}", slot.name, projection, slot.expert);
+  }
+
+  void quantize_awq(const std::vector<size_t>& group, const std::vector<InputRecorder*>& recorded) {
+    const auto& a = job_.settings->awq;
+    const QuantSpec spec = effective_spec(entry(group.front()), job_.indivisible);
+    std::vector<Tensor> weights, hessians;
+    for (size_t i : group) {
+      if (!plan::same_spec(effective_spec(entry(i), job_.indivisible), spec))
+        fail("{}: AWQ needs one spec for linears that share an input ({} differs)", job_.slots[i].name,
+             job_.slots[group.front()].name);
+      weights.push_back(dense_weights(job_.slots[i]));
+      hessians.push_back(recorded[i]->stats().hessian());
+    }
+    std::vector<AwqLinear> linears;
+    for (size_t k = 0; k < group.size(); ++k) linears.push_back({&weights[k], &hessians[k]});
+    AwqOptions opt;
+    opt.grid = int(a.n_grid);
+    opt.clip = a.clip;
+    AwqResult res = awq_quantize(linears, recorded[group.front()]->stats().mean_abs(), spec, opt);
+    for (size_t k = 0; k < group.size(); ++k) {
+      const size_t i = group[k];
+      UnitResult r{job_.slots[i].name, "awq", spec, recorded[i]->stats().tokens(), res.loss, {}};
+      install(job_.slots[i], res.q[k], res.scale, r);
+    }
+  }
+
+  void install(LinearSlot& slot, const QuantizedMatrix& q, std::span<const float> input_scale, UnitResult& r) {
+    r.tensors = quantized_linear_tensors(slot.name, q, input_scale);
+    LinearPtr op = make_quant_linear(q);
+    if (!input_scale.empty())
+      op = std::make_unique<InputScaledLinear>(std::move(op), std::vector<float>(input_scale.begin(), input_scale.end()));
+    *slot.op = std::move(op);
+    result_.units.push_back(std::move(r));
+  }
+
+  Model& model_;
+  const LayerJob& job_;
+  const Tensor& hidden_;
+  int64_t samples_, seqlen_;
+  LayerResult result_;
+};
+
+}  // namespace
+
+QuantSpec effective_spec(const plan::PlanEntry& entry, IndivisibleGroups indivisible) {
+  QuantSpec spec = entry.action.spec;
+  const int64_t cols = entry.unit.cols;
+  if (spec.format == QuantFormat::Int && spec.group_size > 0 && cols % spec.group_size != 0) {
+    if (indivisible == IndivisibleGroups::Error)
+      fail("tensor '{}': group size {} does not divide its input dimension {} (use group_size 0, a divisor, or "
+           "--indivisible-groups per-channel)",
+           entry.unit.name, spec.group_size, cols);
+    spec.group_size = 0;
+  }
+  if (spec.format != QuantFormat::Int && cols % 64 != 0)
+    fail("tensor '{}': NF4/FP4 need an input dimension divisible by 64, got {}", entry.unit.name, cols);
+  return spec;
+}
+
+LayerResult quantize_layer(Model& model, const LayerJob& job, const Tensor& hidden, int64_t samples, int64_t seqlen) {
+  return LayerQuantizer(model, job, hidden, samples, seqlen).run();
+}
+
+}  // namespace moeq

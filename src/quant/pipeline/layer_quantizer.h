@@ -1,0 +1,59 @@
+// Quantizes the linear layers of one decoder block, GPTQ-style: calibration hidden states run
+// through the block with recorders on the linears about to be quantized; their Hessians feed
+// GPTQ/AWQ; the quantized ops replace the dense ones before the next stage runs, so each stage
+// calibrates on the outputs of the already-quantized stages before it (true-sequential):
+//   stage 0: attention inputs (q, k, v; MLA's q_a/q_b/kv_a/kv_b)   stage 1: o
+//   stage 2: MLP inputs (router-side: gate, up of every expert, shared expert, dense MLP)
+//   stage 3: down projections
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "io/safetensors.h"
+#include "model/model.h"
+#include "quant/plan/plan.h"
+
+namespace moeq {
+
+// What to do with a tensor whose input dimension the group size does not divide.
+enum class IndivisibleGroups : uint8_t {
+  Error,       // refuse, naming the tensor (default)
+  PerChannel,  // quantize that tensor with one group per row (what rtn_torch.md's baselines do)
+};
+
+struct LayerJob {
+  int layer = 0;
+  std::span<LinearSlot> slots;               // this layer's linears
+  std::span<const plan::PlanEntry*> entries;  // the plan entry of each slot (same order)
+  const plan::RecipeSettings* settings = nullptr;
+  IndivisibleGroups indivisible = IndivisibleGroups::Error;
+};
+
+struct UnitResult {
+  std::string name;
+  std::string method;       // what actually ran: "gptq", "awq", "rtn", or "rtn (fallback: ...)"
+  QuantSpec spec;
+  int64_t tokens = -1;      // calibration rows it saw (-1: not calibrated)
+  double loss = 0.0;        // Hessian-weighted output error (GPTQ/AWQ), 0 for RTN
+  std::vector<TensorToWrite> tensors;  // what the output checkpoint stores for it
+};
+
+struct LayerResult {
+  int layer = 0;
+  double seconds = 0.0;
+  std::vector<UnitResult> units;
+  std::vector<std::string> warnings;
+};
+
+// The spec a plan entry is quantized with for this tensor shape (applies IndivisibleGroups).
+QuantSpec effective_spec(const plan::PlanEntry& entry, IndivisibleGroups indivisible);
+
+// Quantizes every slot whose entry quantizes, installing the quantized op in the model.
+// `hidden` ([samples·seqlen, hidden], the block's input) may be empty when no entry needs
+// calibration; it is not modified (the caller advances it with run_block afterwards).
+LayerResult quantize_layer(Model& model, const LayerJob& job, const Tensor& hidden, int64_t samples, int64_t seqlen);
+
+}  // namespace moeq
