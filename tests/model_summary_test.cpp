@@ -117,7 +117,7 @@ TEST(ModelSummary, FixtureTotalsMatchTransformers) {
   }
 }
 
-TEST(ModelSummary, CliJsonAndErrors) {
+TEST(ModelSummary, CliJson) {
   const fs::path dir = testing::shared_dir() / "models" / "demo_mixtral";
   const std::string cmd = fmt::format("{}/moeq info {} --json", MOEQ_BINARY_DIR, dir.string());
   std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
@@ -130,13 +130,26 @@ TEST(ModelSummary, CliJsonAndErrors) {
   EXPECT_EQ(j["tied_embeddings"], true);
   EXPECT_EQ(j["roles"]["lm_head"]["params"], 0);
   EXPECT_EQ(j["roles"]["routed_expert"]["params"], 4 * 8 * 3 * 256 * 128);
+}
 
-  try {
-    summarize_model(testing::shared_dir() / "data");
-    ADD_FAILURE() << "no error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("config.json"), std::string::npos) << e.what();
-  }
+TEST(ModelSummary, ConfigErrorsNameFileAndField) {
+  const fs::path dir = fs::temp_directory_path() / fmt::format("moeq_summary_{}", ::getpid());
+  fs::create_directories(dir);
+  write_safetensors(dir / "model.safetensors", {{"model.norm.weight", DType::F32, {1}, std::vector<std::byte>(4)}});
+  auto message = [&] {
+    try {
+      summarize_model(dir);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(message(), (dir / "config.json").string() + ": cannot open for reading");
+  std::ofstream(dir / "config.json") << R"({"model_type": "mixtral", "num_hidden_layers": 1, "vocab_size": 8})";
+  EXPECT_EQ(message(), (dir / "config.json").string() + ": missing field 'hidden_size'");
+  std::ofstream(dir / "config.json") << R"({"model_type": "mixtral", "num_hidden_layers": 1, "hidden_size": "4", "vocab_size": 8})";
+  EXPECT_EQ(message(), (dir / "config.json").string() + ": field 'hidden_size' must be an integer, got \"4\"");
+  fs::remove_all(dir);
 }
 
 }  // namespace

@@ -85,12 +85,14 @@ void count_tensors(ModelSummary& s, const Checkpoint& ck) {
 
 }  // namespace
 
-ModelSummary summarize_model(const std::filesystem::path& dir) {
+ModelSummary summarize_model(const std::filesystem::path& dir, const Checkpoint& checkpoint) {
   const std::filesystem::path config_file = dir / "config.json";
   ModelSummary s;
   read_shape(s, read_config(config_file), config_file);
-  count_tensors(s, Checkpoint::open(dir));
+  count_tensors(s, checkpoint);
   return s;
 }
+
+ModelSummary summarize_model(const std::filesystem::path& dir) { return summarize_model(dir, Checkpoint::open(dir)); }
 
 }  // namespace moeq

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <string>
 
+#include "io/safetensors.h"
 #include "model/model.h"
 
 namespace moeq {
@@ -40,5 +41,7 @@ struct ModelSummary {
 // `dir` is a Hugging Face model folder (config.json + model.safetensors or a sharded index).
 // Throws moeq::Error naming config.json and the field when a required field is missing.
 ModelSummary summarize_model(const std::filesystem::path& dir);
+// The same for a checkpoint the caller already opened from `dir`.
+ModelSummary summarize_model(const std::filesystem::path& dir, const Checkpoint& checkpoint);
 
 }  // namespace moeq

@@ -273,7 +273,7 @@ Tensor TensorView::to_f32() const {
   if (dtype != DType::F32 && dtype != DType::BF16 && dtype != DType::F16)
     fail("{}: tensor '{}' has dtype {}, which does not convert to F32", file.string(), name, dtype_name(dtype));
   Tensor out(shape);
-  convert_to_f32(dtype, data, out.ptr(), size_t(numel()));
+  if (out.numel() > 0) convert_to_f32(dtype, data, out.ptr(), size_t(out.numel()));  // empty: data() may be null
   return out;
 }
 

@@ -20,7 +20,9 @@ struct TensorView {
   std::string name;
   DType dtype;
   std::vector<int64_t> shape;
-  const std::byte* data = nullptr;  // points into the mapping; valid while the file is open
+  // Points into the mapping; valid while the Checkpoint lives. Files written by other tools
+  // need not align tensors to their element size: read through memcpy or convert_to_f32.
+  const std::byte* data = nullptr;
   size_t nbytes = 0;
   std::filesystem::path file;       // for error messages
 

@@ -1,10 +1,8 @@
 // Writing safetensors files: one header, tensors laid out back to back, renamed into place.
 #include <algorithm>
-#include <cstring>
 #include <numeric>
 #include <set>
 
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "core/atomic_file.h"

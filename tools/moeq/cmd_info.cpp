@@ -8,6 +8,7 @@
 #include "arch/model_summary.h"
 #include "arch/tensor_roles.h"
 #include "commands.h"
+#include "io/safetensors.h"
 
 namespace moeq::cli {
 
@@ -94,7 +95,9 @@ void add_info_command(CLI::App& app) {
   cmd->add_option("MODEL", *model, "Hugging Face model folder (config.json + safetensors)")->required();
   cmd->add_flag("--json", *as_json, "Print machine-readable JSON instead of a table");
   cmd->callback([model, as_json] {
-    const ModelSummary s = summarize_model(*model);
+    const Checkpoint checkpoint = Checkpoint::open(*model);
+    warn_nonfinite(checkpoint);
+    const ModelSummary s = summarize_model(*model, checkpoint);
     if (*as_json)
       print_json(s);
     else
