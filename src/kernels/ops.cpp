@@ -45,6 +45,13 @@ void softmax(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
+float log_sum_exp(const float* x, int64_t n) {
+  const float mx = *std::max_element(x, x + n);
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n; ++i) sum += std::exp(x[i] - mx);
+  return mx + std::log(sum);
+}
+
 void rope(float* x, int64_t dim, const float* cos, const float* sin, bool interleaved) {
   const int64_t half = dim / 2;
   for (int64_t i = 0; i < half; ++i) {

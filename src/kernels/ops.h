@@ -15,6 +15,8 @@ void silu_mul(float* gate, const float* up, int64_t n);
 // Numerically stable softmax of one row of n values.
 void softmax(float* x, int64_t n);
 float sigmoid(float x);
+// log Σ exp(x[i]) over n values, stable (max subtracted first).
+float log_sum_exp(const float* x, int64_t n);
 
 // Rotary embedding of one head vector of width dim, with cos/sin[dim/2] of its position's
 // angles. half: pairs (x[i], x[i+dim/2]) (Llama rotate_half); interleaved: pairs (x[2i], x[2i+1])

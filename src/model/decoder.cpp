@@ -85,10 +85,15 @@ class Decoder final : public Model {
   Tensor lm_head(const Tensor& normed) const override {
     const int64_t rows = normed.numel() / c_.hidden_size;
     Tensor logits({rows, c_.vocab_size});
-    w_.lm_head(normed.ptr(), rows, logits.ptr());
-    if (c_.logits_scaling != 1.0)
-      for (float& v : logits.data) v /= float(c_.logits_scaling);
+    lm_head(normed.ptr(), rows, logits.ptr());
     return logits;
+  }
+
+  void lm_head(const float* normed, int64_t rows, float* logits) const override {
+    w_.lm_head(normed, rows, logits);
+    if (c_.logits_scaling == 1.0) return;
+    const float s = float(c_.logits_scaling);
+    for (int64_t i = 0; i < rows * c_.vocab_size; ++i) logits[i] /= s;
   }
 
   Tensor forward(std::span<const int32_t> ids, int64_t batch, int64_t seq, KVCache* cache) override {

@@ -79,6 +79,8 @@ class Model {
   virtual void run_block(int layer, Tensor& hidden, int64_t batch, int64_t seq_len, KVCache* cache = nullptr) = 0;
   virtual void final_norm(Tensor& hidden) const = 0;
   virtual Tensor lm_head(const Tensor& normed) const = 0;  // logits [rows, vocab]
+  // The same into caller-owned memory: logits[rows, vocab] for normed[rows, hidden].
+  virtual void lm_head(const float* normed, int64_t rows, float* logits) const = 0;
 
   // Per layer, the routing of the last run of that block (empty for dense layers).
   virtual const std::vector<LayerRouting>& last_routing() const = 0;
