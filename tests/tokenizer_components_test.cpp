@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/tokenizer_impl.h"
+#include "tokenizer_test_util.h"
 
 namespace moeq {
 namespace {
@@ -124,6 +125,45 @@ TEST(TokenizerComponents, AddedTokenFlags) {
   tok::AddedToken word = added(3, "ab");
   word.single_word = true;
   EXPECT_EQ(added_split({word}, "ab cab abc ab."), (Split{{"ab", 3}, {" cab abc ", -1}, {"ab", 3}, {".", -1}}));
+}
+
+Tokenizer load_bpe(json model, const json& extra = json::object()) {
+  model["type"] = "BPE";
+  json spec = extra;
+  spec["model"] = std::move(model);
+  const testing::ScratchDir dir("tokenizer_components");
+  testing::write_file(dir.path() / "tokenizer.json", spec.dump());
+  return Tokenizer::load(dir.path() / "tokenizer.json");
+}
+
+using Ids = std::vector<int32_t>;
+
+TEST(TokenizerComponents, BpeContinuingSubwordPrefix) {
+  // Symbols after the first carry "##"; a merge of a and ##b makes "a" + "b" = "ab".
+  const Tokenizer tokenizer = load_bpe({{"vocab", {{"a", 0}, {"##b", 1}, {"##c", 2}, {"ab", 3}, {"abc", 4}}},
+                                        {"merges", json::array({json::array({"a", "##b"}), json::array({"ab", "##c"})})},
+                                        {"continuing_subword_prefix", "##"}});
+  EXPECT_EQ(tokenizer.encode("abc"), (Ids{4}));      // a ##b ##c → ab ##c → abc
+  EXPECT_EQ(tokenizer.encode("abb"), (Ids{3, 1}));   // a ##b ##b → ab ##b
+  EXPECT_EQ(tokenizer.encode("ba"), (Ids{}));         // "b" and "##a" are unknown, and no unk_token: dropped
+}
+
+TEST(TokenizerComponents, BpeEndOfWordSuffixAndItsDecoder) {
+  const Tokenizer tokenizer = load_bpe(
+      {{"vocab", {{"a", 0}, {"b</w>", 1}, {"b", 2}, {"ab</w>", 3}}}, {"merges", {"a b</w>"}}, {"end_of_word_suffix", "</w>"}},
+      {{"pre_tokenizer", {{"type", "WhitespaceSplit"}}}, {"decoder", {{"type", "BPEDecoder"}, {"suffix", "</w>"}}}});
+  // Words "ab" → a b</w> → ab</w>; "b" → b</w>. The decoder turns each suffix but the last into a space.
+  EXPECT_EQ(tokenizer.encode("ab b"), (Ids{3, 1}));
+  EXPECT_EQ(tokenizer.decode(Ids{3, 1}), "ab b");
+}
+
+TEST(TokenizerComponents, BpeIgnoreMergesTakesWholeWordsFromTheVocabulary) {
+  const json model = {{"vocab", {{"a", 0}, {"b", 1}, {"c", 2}, {"bc", 3}, {"abc", 4}}}, {"merges", {"b c"}}};
+  EXPECT_EQ(load_bpe(model).encode("abc"), (Ids{0, 3}));
+  json ignoring = model;
+  ignoring["ignore_merges"] = true;
+  EXPECT_EQ(load_bpe(ignoring).encode("abc"), (Ids{4}));
+  EXPECT_EQ(load_bpe(ignoring).encode("abcbc"), (Ids{0, 3, 3}));  // not in the vocabulary: merged as usual
 }
 
 }  // namespace

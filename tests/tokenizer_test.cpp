@@ -17,8 +17,6 @@ namespace {
 
 using testing::read_file;
 
-constexpr std::string_view kModels[] = {"mixtral", "qwen2_moe", "qwen3_moe"};
-
 std::filesystem::path model_dir(std::string_view name) { return testing::shared_dir() / "models" / name; }
 
 Tokenizer load_model_tokenizer(std::string_view name) { return Tokenizer::load(model_dir(name) / "tokenizer.json"); }
@@ -32,38 +30,41 @@ size_t first_difference(const std::vector<int32_t>& a, const std::vector<int32_t
   return i;
 }
 
-TEST(TokenizerParity, WikiText2TestMatchesReferenceIds) {
+// One test per model, so that each stays short under the sanitizers and ctest runs them in parallel.
+class TokenizerParity : public ::testing::TestWithParam<std::string_view> {};
+
+TEST_P(TokenizerParity, WikiText2TestMatchesReferenceIds) {
+  const std::string_view model = GetParam();
   const std::string text = wikitext2_test();
-  for (const std::string_view model : kModels) {
-    const Tokenizer tokenizer = load_model_tokenizer(model);
-    const auto start = std::chrono::steady_clock::now();
-    const std::vector<int32_t> ids = tokenizer.encode(text);
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const std::vector<int32_t> expected = testing::read_ids(model_dir(model) / "reference/wikitext2_test.ids.int32");
-    ASSERT_EQ(expected.size(), 416156u);
-    EXPECT_EQ(ids.size(), expected.size()) << model;
-    EXPECT_EQ(first_difference(ids, expected), expected.size()) << model << ": first id that differs";
-    // A loose bound (the machine is shared, and sanitizers slow it down): it catches a slip into
-    // quadratic time, which would take minutes here. tokenizer_bench measures the real speed.
-    EXPECT_LT(seconds, 30.0) << model;
-    std::printf("%s: WikiText-2 test, %zu bytes -> %zu ids in %.3f s\n", std::string(model).c_str(), text.size(),
-                ids.size(), seconds);
+  const Tokenizer tokenizer = load_model_tokenizer(model);
+  const auto start = std::chrono::steady_clock::now();
+  const std::vector<int32_t> ids = tokenizer.encode(text);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const std::vector<int32_t> expected = testing::read_ids(model_dir(model) / "reference/wikitext2_test.ids.int32");
+  ASSERT_EQ(expected.size(), 416156u);
+  EXPECT_EQ(ids.size(), expected.size());
+  EXPECT_EQ(first_difference(ids, expected), expected.size()) << "first id that differs";
+  // A loose bound (the machine is shared, and sanitizers slow it down): it catches a slip into
+  // quadratic time, which would take minutes here. tokenizer_bench measures the real speed.
+  EXPECT_LT(seconds, 30.0);
+  std::printf("%s: WikiText-2 test, %zu bytes -> %zu ids in %.3f s\n", std::string(model).c_str(), text.size(),
+              ids.size(), seconds);
+}
+
+TEST_P(TokenizerParity, EdgeCasesMatchReference) {
+  const std::string_view model = GetParam();
+  const Tokenizer tokenizer = load_model_tokenizer(model);
+  const auto cases = nlohmann::json::parse(read_file(model_dir(model) / "reference/tokenizer_cases.json"));
+  ASSERT_EQ(cases.size(), 20u);
+  for (const auto& c : cases) {
+    const std::string text = c.at("text").get<std::string>();
+    EXPECT_EQ(tokenizer.encode(text), c.at("ids").get<std::vector<int32_t>>()) << "'" << text << "'";
   }
 }
 
-TEST(TokenizerParity, EdgeCasesMatchReference) {
-  for (const std::string_view model : kModels) {
-    const Tokenizer tokenizer = load_model_tokenizer(model);
-    const auto cases = nlohmann::json::parse(read_file(model_dir(model) / "reference/tokenizer_cases.json"));
-    ASSERT_EQ(cases.size(), 20u);
-    for (const auto& c : cases) {
-      const std::string text = c.at("text").get<std::string>();
-      EXPECT_EQ(tokenizer.encode(text), c.at("ids").get<std::vector<int32_t>>()) << model << ": '" << text << "'";
-    }
-  }
-}
+INSTANTIATE_TEST_SUITE_P(Models, TokenizerParity, ::testing::Values("mixtral", "qwen2_moe", "qwen3_moe"));
 
-TEST(TokenizerParity, DecodingWikiText2IdsGivesTheTextBack) {
+TEST(TokenizerByteLevel, DecodingWikiText2IdsGivesTheTextBack) {
   const Tokenizer tokenizer = load_model_tokenizer("mixtral");
   const std::vector<int32_t> ids = testing::read_ids(model_dir("mixtral") / "reference/wikitext2_test.ids.int32");
   EXPECT_TRUE(tokenizer.decode(ids) == wikitext2_test());

@@ -117,8 +117,9 @@ class ByteLevel final : public PreTokenizer {
     std::string prefixed;
     Piece whole = piece;
     if (add_prefix_space_ && !piece.text.starts_with(' ')) {
-      prefixed = " ";
-      prefixed += piece.text;
+      prefixed.reserve(piece.text.size() + 1);
+      prefixed.push_back(' ');
+      prefixed.append(piece.text);
       whole.text = prefixed;
     }
     const auto map_bytes = [&](const Piece& part) {
