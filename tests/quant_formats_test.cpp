@@ -21,8 +21,11 @@ namespace {
 std::vector<float> random_weights(int64_t n, uint32_t seed) { return testing::normal_values(n, seed, 0.02f); }
 
 TEST(QuantSpec, ParsesAndPrintsCanonically) {
-  for (const char* text : {"int4 g128 asym", "int8 g0 sym", "int3 g32 asym", "int2 g64 sym", "nf4 dq", "fp4", "nf4"})
+  for (const char* text : {"int4 g128 asym", "int8 g0 sym", "int3 g32 asym", "int2 g64 sym", "nf4 dq", "fp4", "nf4"}) {
     EXPECT_EQ(to_string(parse_quant_spec(text)), text);
+    EXPECT_TRUE(parse_quant_spec(to_string(parse_quant_spec(text))) == parse_quant_spec(text));
+  }
+  EXPECT_FALSE(parse_quant_spec("int4 g128 sym") == parse_quant_spec("int4 g128 asym"));
   const QuantSpec s = parse_quant_spec("int4 sym");
   EXPECT_EQ(s.bits, 4);
   EXPECT_EQ(s.group_size, 128);
