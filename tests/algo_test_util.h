@@ -1,6 +1,6 @@
 // Independent references for the quantization-algorithm tests: calibration inputs with
 // correlated channels and outliers, RTN written straight from shared/anchors/rtn_torch.md
-// (deliberately not through quant/algo/group_params.h, so that it checks it), dequantization
+// and qtensor.h (deliberately not through quant/algo/group_params.h, so that it checks it), dequantization
 // straight from the QuantizedMatrix contract, and the output error ‖(W − Ŵ) Xᵀ‖² in double.
 #pragma once
 
@@ -44,7 +44,8 @@ inline Tensor random_matrix(int64_t rows, int64_t cols, uint32_t seed, float sd 
   return w;
 }
 
-// RTN per rtn_torch.md: groups of g consecutive columns (g = 0: whole row). Returns ŵ and
+// RTN per rtn_torch.md, with the asymmetric range widened to contain 0 as qtensor.h's
+// zeros-in-[0, 2^b) rule requires: groups of g consecutive columns (g = 0: whole row). Returns ŵ and
 // fills codes (stored as in QuantizedMatrix: symmetric codes offset by 2^(b−1)).
 inline Tensor reference_rtn(const Tensor& w, const QuantSpec& spec, std::vector<uint8_t>* codes = nullptr) {
   const int64_t rows = w.rows(), cols = w.cols();
@@ -55,7 +56,7 @@ inline Tensor reference_rtn(const Tensor& w, const QuantSpec& spec, std::vector<
     for (int64_t c0 = 0; c0 < cols; c0 += g) {
       const float* x = w.row(r) + c0;
       const int64_t n = std::min(g, cols - c0);
-      float lo = x[0], hi = x[0], amax = 0.0f;
+      float lo = 0.0f, hi = 0.0f, amax = 0.0f;
       for (int64_t i = 0; i < n; ++i) {
         lo = std::min(lo, x[i]);
         hi = std::max(hi, x[i]);

@@ -61,7 +61,7 @@ TEST(Awq, ScaleSearchNeverWorseThanRtn) {
   for (int bits : {2, 3, 4}) {
     AwqOptions opt;
     opt.clip = false;
-    const QuantSpec spec{QuantFormat::Int, bits, 16, false};
+    const QuantSpec spec{QuantFormat::Int, bits, 32, false};
     const AwqResult res = awq_quantize(linears, c.act, spec, opt);
     const double rtn = output_error(ws[0], reference_rtn(ws[0], spec), c.x) / 1024.0;
     EXPECT_LE(measured(ws, res, c.x), rtn * (1.0 + 1e-6)) << bits;
@@ -74,7 +74,7 @@ TEST(Awq, ClippingNeverIncreasesTheLoss) {
     const Calib c = calibrate(correlated_inputs(1024, 64, 2, seed));
     const std::vector<Tensor> ws = {random_matrix(48, 64, seed + 100)};
     const std::vector<AwqLinear> linears = {{&ws[0], &c.h}};
-    for (const QuantSpec& spec : {QuantSpec{QuantFormat::Int, 2, 16, false}, QuantSpec{QuantFormat::Int, 3, 32, true},
+    for (const QuantSpec& spec : {QuantSpec{QuantFormat::Int, 2, 32, false}, QuantSpec{QuantFormat::Int, 3, 32, true},
                                   QuantSpec{QuantFormat::Int, 4, 0, false}}) {
       AwqOptions opt;
       opt.clip = false;
@@ -97,7 +97,7 @@ TEST(Awq, FoldInputScaleDividesEachColumn) {
   const Calib c = calibrate(correlated_inputs(512, 32, 2, 71));
   const Tensor w = random_matrix(8, 32, 72);
   const std::vector<AwqLinear> linears = {{&w, &c.h}};
-  const AwqResult res = awq_quantize(linears, c.act, {QuantFormat::Int, 4, 16, false});
+  const AwqResult res = awq_quantize(linears, c.act, {QuantFormat::Int, 4, 32, false});
   const Tensor deq = dequantize(res.q[0]), folded = fold_input_scale(res.q[0], res.scale);
   for (int64_t r = 0; r < 8; ++r)
     for (int64_t col = 0; col < 32; ++col)

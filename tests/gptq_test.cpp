@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "calib/hessian.h"
+#include "quant/algo/rtn.h"
 #include "algo_test_util.h"
 
 namespace moeq {
@@ -71,6 +72,11 @@ TEST(Gptq, IdentityHessianReproducesRtnExactly) {
       EXPECT_EQ(res.q.codes, rtn_codes) << spec.bits << " bits, g" << spec.group_size;
       const Tensor deq = dequantize(res.q);
       for (size_t i = 0; i < deq.data.size(); ++i) ASSERT_EQ(deq.data[i], rtn.data[i]) << i;
+      // And moeq's own RTN (quant/algo/rtn.h), scales and zeros included.
+      const QuantizedMatrix moeq_rtn = rtn_quantize(w.ptr(), w.rows(), w.cols(), spec);
+      EXPECT_EQ(res.q.codes, moeq_rtn.codes);
+      EXPECT_EQ(res.q.scales, moeq_rtn.scales);
+      EXPECT_EQ(res.q.zeros, moeq_rtn.zeros);
     }
   }
 }
@@ -171,7 +177,7 @@ TEST(Gptq, DeadColumnsQuantizeToZero) {
   for (int64_t r = 0; r < x.rows(); ++r)
     for (int c : dead) x.data[size_t(r * 64 + c)] = 0.0f;
   const Tensor w = random_matrix(32, 64, 22);
-  const QuantSpec spec{QuantFormat::Int, 4, 16, false};
+  const QuantSpec spec{QuantFormat::Int, 4, 32, false};
   for (bool act_order : {false, true}) {
     GptqOptions opt;
     opt.act_order = act_order;
@@ -206,10 +212,23 @@ TEST(Gptq, RankDeficientHessianNeverGivesNaN) {
   for (float v : dequantize(empty.q).data) ASSERT_EQ(v, 0.0f);
 }
 
+// All-positive weights (one-signed groups): the zeros stay inside [0, qmax] as qtensor.h
+// requires (gptq_quantize runs check_quantized_matrix on its result) and ŵ stays close.
+TEST(Gptq, OneSignedGroupsKeepZerosInRange) {
+  Tensor w = random_matrix(16, 64, 81);
+  for (float& v : w.data) v = std::fabs(v) + 0.2f;
+  const Tensor x = correlated_inputs(512, 64, 2, 82);
+  const QuantSpec spec{QuantFormat::Int, 3, 32, false};
+  const GptqResult res = gptq_quantize(w, hessian_of(x), spec);
+  for (float z : res.q.zeros) EXPECT_EQ(z, 0.0f);
+  EXPECT_LT(output_error(w, dequantize(res.q), x), 0.5 * output_error(w, reference_rtn(w, spec), x));
+}
+
 TEST(Gptq, RejectsBadInputs) {
   const Tensor w = random_matrix(4, 8, 1);
   EXPECT_THROW(gptq_quantize(w, identity(7), {}), Error);
   EXPECT_THROW(gptq_quantize(w, identity(8), {QuantFormat::NF4, 4, 64, false}), Error);
+  EXPECT_THROW(gptq_quantize(w, identity(8), {QuantFormat::Int, 4, 16, false}), Error);  // not 0/32/64/128
   Tensor h = identity(8);
   h.data[3] = NAN;
   EXPECT_THROW(gptq_quantize(w, h, {}), Error);

@@ -28,13 +28,20 @@ TEST(GroupParams, HandComputedAsymmetricSymmetricAndAllPositive) {
   const int expected_sym[] = {1, 6, 4, 6};
   for (int i = 0; i < 4; ++i) EXPECT_EQ(quantize_code(v[i], p, max_code(sym3)), expected_sym[i]) << i;
 
-  // All positive: zero = round(−1 / (1/3)) = −3 (not clamped, as rtn_torch.md defines it),
-  // and both ends still dequantize exactly.
+  // One-signed groups: [min, max] widened to contain 0. All positive {1, 2}: range [0, 2],
+  // scale 2/3, zero 0 (the anchor's bare formula would give zero = round(−1 / (1/3)) = −3);
+  // 1 → round(1.5) = 2, 2 → 3. All negative {−2, −1}: scale 2/3, zero round(3) = 3 = qmax.
   const float pos[] = {1.0f, 2.0f};
   p = compute_group_params(pos, asym2);
-  EXPECT_EQ(p.zero, -3.0f);
-  EXPECT_NEAR(dequantize_code(quantize_code(1.0f, p, 3), p), 1.0f, 1e-6f);
-  EXPECT_NEAR(dequantize_code(quantize_code(2.0f, p, 3), p), 2.0f, 1e-6f);
+  EXPECT_EQ(p.scale, 2.0f / 3.0f);
+  EXPECT_EQ(p.zero, 0.0f);
+  EXPECT_EQ(quantize_code(1.0f, p, 3), 2);
+  EXPECT_EQ(quantize_code(2.0f, p, 3), 3);
+  const float neg[] = {-2.0f, -1.0f};
+  p = compute_group_params(neg, asym2);
+  EXPECT_EQ(p.zero, 3.0f);
+  EXPECT_EQ(quantize_code(-2.0f, p, 3), 0);
+  EXPECT_NEAR(dequantize_code(quantize_code(-2.0f, p, 3), p), -2.0f, 1e-6f);
 
   const float zeros[] = {0.0f, 0.0f};
   EXPECT_EQ(compute_group_params(zeros, asym2).scale, 1e-8f);

@@ -8,6 +8,7 @@
 #include "calib/hessian.h"
 #include "core/error.h"
 #include "quant/algo/group_params.h"
+#include "quant/formats/traits.h"
 
 namespace moeq {
 namespace {
@@ -61,6 +62,7 @@ QuantizedMatrix quantize_matrix(const Tensor& w, const QuantSpec& spec, std::spa
       q.scales[i] = p.scale;
       q.zeros[i] = p.zero;
     }
+  check_quantized_matrix(q, "awq");
   return q;
 }
 

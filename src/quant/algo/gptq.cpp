@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "quant/algo/group_params.h"
+#include "quant/formats/traits.h"
 
 // LAPACK, shipped inside OpenBLAS (no LAPACKE header in the openblas-openmp package). Fortran
 // ABI: arguments by pointer, plus the hidden lengths of the character arguments.
@@ -251,6 +252,7 @@ GptqResult gptq_quantize(const Tensor& w_in, const Tensor& hessian, const QuantS
     q.scales[i] = sweep.params[i].scale;
     q.zeros[i] = sweep.params[i].zero;
   }
+  check_quantized_matrix(q, "gptq");
   return result;
 }
 

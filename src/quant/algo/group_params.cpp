@@ -42,16 +42,18 @@ GroupParams compute_group_params(std::span<const float> w, const QuantSpec& spec
     const float qmax = float((1 << (spec.bits - 1)) - 1);
     return {std::max(absmax / qmax, 1e-8f), float(1 << (spec.bits - 1))};
   }
+  const float lo = std::min(r.lo, 0.0f), hi = std::max(r.hi, 0.0f);  // widened to contain 0
   const float qmax = float((1 << spec.bits) - 1);
-  const float scale = std::max((r.hi - r.lo) / qmax, 1e-8f);
-  return {scale, round_half_even(-r.lo / scale)};
+  const float scale = std::max((hi - lo) / qmax, 1e-8f);
+  return {scale, round_half_even(-lo / scale)};
 }
 
 void check_int_spec(const QuantSpec& spec, const char* what) {
   if (spec.format != QuantFormat::Int) fail("{}: field 'format' must be Int (got enum value {})", what, int(spec.format));
   if (spec.bits != 2 && spec.bits != 3 && spec.bits != 4 && spec.bits != 8)
     fail("{}: field 'bits' must be 2, 3, 4 or 8, got {}", what, spec.bits);
-  if (spec.group_size < 0) fail("{}: field 'group_size' must be >= 0, got {}", what, spec.group_size);
+  if (spec.group_size != 0 && spec.group_size != 32 && spec.group_size != 64 && spec.group_size != 128)
+    fail("{}: field 'group_size' must be 0, 32, 64 or 128, got {}", what, spec.group_size);
 }
 
 }  // namespace moeq

@@ -1,7 +1,8 @@
 // Per-group scale and zero point of integer quantization: the single source of truth for every
-// algorithm that emits a QuantizedMatrix (RTN, GPTQ, AWQ). It follows the definition in
-// shared/anchors/rtn_torch.md exactly, so that moeq's RTN reproduces the PyTorch baselines and
-// GPTQ with an identity Hessian reproduces RTN code for code:
+// algorithm that emits an Int QuantizedMatrix (GPTQ, AWQ; RTN computes the same numbers in
+// quant/algo/rtn.cpp and can call this instead). It is shared/anchors/rtn_torch.md's definition,
+// so moeq reproduces the PyTorch baselines and GPTQ with an identity Hessian reproduces RTN code
+// for code:
 //   asymmetric, b bits: qmax = 2^b − 1, scale = max((max − min) / qmax, 1e-8),
 //                       zero = round(−min / scale), code = clamp(round(w / scale) + zero, 0, qmax)
 //   symmetric,  b bits: qmax = 2^(b−1) − 1, scale = max(absmax / qmax, 1e-8),
@@ -9,9 +10,12 @@
 //                       zero = 2^(b−1)
 // and ŵ = (code − zero) · scale in both cases. round() is round-half-to-even; all in fp32.
 //
-// Note: the definition does not clamp the asymmetric zero to [0, qmax]. A group whose values
-// are all positive (min > 0) gets a negative zero, one that is all negative gets zero > qmax;
-// codes stay in [0, qmax] and ŵ is right, but a packer that stores zeros in b bits must handle it.
+// One addition to the anchor's formula, as in GPTQ's reference quantizer and moeq's RTN: the
+// asymmetric [min, max] is first widened to contain 0. That changes nothing for a group holding
+// weights of both signs (practically every group of a trained model), and keeps the zero of a
+// one-signed group inside [0, qmax], as qtensor.h requires of every Int QuantizedMatrix (the
+// packers store zeros in b unsigned bits); the anchor's formula would give zero < 0 for an
+// all-positive group and zero > qmax for an all-negative one.
 #pragma once
 
 #include <algorithm>
@@ -52,8 +56,8 @@ inline uint8_t quantize_code(float w, GroupParams p, int max_code) {
 
 inline float dequantize_code(uint8_t code, GroupParams p) { return (float(code) - p.zero) * p.scale; }
 
-// Rejects what the integer algorithms cannot produce: another format, or bits outside
-// {2, 3, 4, 8}, or a negative group size. `what` names the caller in the message.
+// Rejects specs outside qtensor.h's Int contract: another format, bits outside {2, 3, 4, 8},
+// or a group size other than 0, 32, 64, 128. `what` names the caller in the message.
 void check_int_spec(const QuantSpec& spec, const char* what);
 
 }  // namespace moeq
