@@ -1,0 +1,105 @@
+// Quantizes trained checkpoints with a list of recipes and measures what each costs and buys:
+// WikiText-2 and in-domain perplexity (protocol of ../shared/README.md), bytes on disk, bits per
+// weight and quantization time, next to the bf16 original. Prints one JSON document.
+//
+//   build/bench/quantize_bench --shared ../shared --models mixtral,qwen2_moe --recipes recipes/gptq-int4.toml
+//       [--windows N] [--work DIR] [--calib-samples N]
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "eval/perplexity.h"
+#include "io/tokenizer.h"
+#include "model/model.h"
+#include "quant/pipeline/quantize.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  for (std::string item; std::getline(in, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+uint64_t folder_bytes(const fs::path& dir) {
+  uint64_t total = 0;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().extension() == ".safetensors") total += e.file_size();
+  return total;
+}
+
+json measure(const fs::path& model_dir, const std::vector<int32_t>& wiki, const std::vector<int32_t>& indomain) {
+  auto model = moeq::Model::load(model_dir);
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto w = moeq::perplexity(*model, wiki);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const auto d = moeq::perplexity(*model, indomain);
+  return {{"wikitext2_ppl", w.ppl}, {"wikitext2_windows", w.windows}, {"indomain_ppl", d.ppl},
+          {"eval_tokens_per_second", double(w.windows * 512) / seconds}, {"bytes", folder_bytes(model_dir)}};
+}
+
+std::vector<int32_t> first_windows(std::vector<int32_t> ids, int64_t windows) {
+  if (windows > 0 && int64_t(ids.size()) > windows * 512) ids.resize(size_t(windows * 512));
+  return ids;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"quantize_bench"};
+  std::string shared = "../shared", models = "mixtral", recipes, work = "/tmp/moeq-bench";
+  int64_t windows = 0, calib_samples = 128;
+  app.add_option("--shared", shared);
+  app.add_option("--models", models);
+  app.add_option("--recipes", recipes)->required();
+  app.add_option("--windows", windows, "WikiText-2 windows of 512 to score (0: all 812)");
+  app.add_option("--calib-samples", calib_samples);
+  app.add_option("--work", work);
+  CLI11_PARSE(app, argc, argv);
+
+  json out = json::array();
+  for (const std::string& name : split(models)) {
+    const fs::path dir = fs::path(shared) / "models" / name;
+    const auto tokenizer = moeq::Tokenizer::load(dir / "tokenizer.json");
+    std::ifstream f(dir / "indomain_valid.txt");
+    std::stringstream text;
+    text << f.rdbuf();
+    const auto wiki = first_windows(moeq::read_ids_int32(dir / "reference/wikitext2_test.ids.int32"), windows);
+    const auto indomain = first_windows(tokenizer.encode(text.str()), windows);
+    json row = measure(dir, wiki, indomain);
+    row["model"] = name;
+    row["recipe"] = "bf16";
+    fmt::print(stderr, "{}\n", row.dump());
+    out.push_back(row);
+    for (const std::string& recipe : split(recipes)) {
+      moeq::QuantizeOptions o;
+      o.model_dir = dir;
+      o.recipe_file = recipe;
+      o.out_dir = fs::path(work) / fmt::format("{}-{}", name, fs::path(recipe).stem().string());
+      o.calib_file = fs::path(shared) / "data/calib/corpus_train_sample.txt";
+      o.calib_samples = calib_samples;
+      o.indivisible = moeq::IndivisibleGroups::PerChannel;
+      o.resume = false;
+      const auto t0 = std::chrono::steady_clock::now();
+      const json report = moeq::quantize_model(o);
+      const double qs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      json r = measure(o.out_dir, wiki, indomain);
+      r["model"] = name;
+      r["recipe"] = fs::path(recipe).stem().string();
+      r["quantize_seconds"] = qs;
+      fmt::print(stderr, "{}\n", r.dump());
+      out.push_back(r);
+    }
+  }
+  fmt::print("{}\n", out.dump(1));
+}
