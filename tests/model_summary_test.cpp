@@ -148,7 +148,7 @@ TEST(ModelSummary, ConfigErrorsNameFileAndField) {
   std::ofstream(dir / "config.json") << R"({"model_type": "mixtral", "num_hidden_layers": 1, "vocab_size": 8})";
   EXPECT_EQ(message(), (dir / "config.json").string() + ": missing field 'hidden_size'");
   std::ofstream(dir / "config.json") << R"({"model_type": "mixtral", "num_hidden_layers": 1, "hidden_size": "4", "vocab_size": 8})";
-  EXPECT_EQ(message(), (dir / "config.json").string() + ": field 'hidden_size' must be an integer, got \"4\"");
+  EXPECT_EQ(message(), (dir / "config.json").string() + ": field 'hidden_size' must be an integer");
   fs::remove_all(dir);
 }
 

@@ -1,12 +1,11 @@
 #include "arch/model_summary.h"
 
+#include <algorithm>
 #include <fstream>
-#include <initializer_list>
-#include <optional>
-#include <set>
 
 #include <nlohmann/json.hpp>
 
+#include "arch/config.h"
 #include "arch/tensor_roles.h"
 #include "core/error.h"
 #include "io/safetensors.h"
@@ -17,56 +16,39 @@ namespace {
 
 using nlohmann::json;
 
-// The first of `keys` present (and not null) as an integer; architectures spell the same
-// quantity differently (num_local_experts / num_experts / n_routed_experts).
-std::optional<int64_t> find_int(const json& config, const std::filesystem::path& file,
-                                std::initializer_list<const char*> keys) {
-  for (const char* key : keys) {
-    auto it = config.find(key);
-    if (it == config.end() || it->is_null()) continue;
-    if (!it->is_number_integer()) fail("{}: field '{}' must be an integer, got {}", file.string(), key, it->dump());
-    return it->get<int64_t>();
-  }
-  return std::nullopt;
-}
-
-int64_t require_int(const json& config, const std::filesystem::path& file, const char* key) {
-  auto v = find_int(config, file, {key});
-  if (!v) fail("{}: missing field '{}'", file.string(), key);
-  return *v;
-}
-
 json read_config(const std::filesystem::path& file) {
   std::ifstream in(file);
   if (!in) fail("{}: cannot open for reading", file.string());
   try {
-    json config = json::parse(in);
-    if (!config.is_object()) fail("{}: must be a JSON object", file.string());
-    return config;
+    return json::parse(in);
   } catch (const json::parse_error& e) {
     fail("{}: not valid JSON ({})", file.string(), e.what());
   }
 }
 
-void read_shape(ModelSummary& s, const json& config, const std::filesystem::path& file) {
-  s.model_type = config.value("model_type", "");
-  if (s.model_type.empty()) fail("{}: missing field 'model_type'", file.string());
-  auto arch = config.find("architectures");
-  if (arch != config.end() && arch->is_array() && !arch->empty() && (*arch)[0].is_string())
+// Everything but the architecture name comes from ModelConfig, so `moeq info` accepts exactly
+// the configs the model loader accepts and reports the sizes it will build.
+void read_shape(ModelSummary& s, const json& j, const std::filesystem::path& file) {
+  const ModelConfig c = parse_config(j, file);
+  auto arch = j.find("architectures");
+  if (arch != j.end() && arch->is_array() && !arch->empty() && (*arch)[0].is_string())
     s.architecture = (*arch)[0].get<std::string>();
-  s.layers = require_int(config, file, "num_hidden_layers");
-  s.hidden = require_int(config, file, "hidden_size");
-  s.vocab = require_int(config, file, "vocab_size");
-  s.routed_experts = find_int(config, file, {"num_local_experts", "num_experts", "n_routed_experts"}).value_or(0);
-  s.top_k = find_int(config, file, {"num_experts_per_tok"}).value_or(0);
-  // DeepSeek counts its shared experts; Qwen2-MoE and GraniteMoeShared have one shared MLP.
-  const int64_t shared_ffn = find_int(config, file, {"shared_expert_intermediate_size", "shared_intermediate_size"}).value_or(0);
-  s.shared_experts = find_int(config, file, {"n_shared_experts"}).value_or(shared_ffn > 0 ? 1 : 0);
-  s.tied_embeddings = config.value("tie_word_embeddings", false);
+  s.model_type = c.model_type;
+  s.layers = c.num_layers;
+  s.moe_layers = std::count(c.moe_layers.begin(), c.moe_layers.end(), true);
+  s.hidden = c.hidden_size;
+  s.vocab = c.vocab_size;
+  s.routed_experts = c.num_experts;
+  s.top_k = c.top_k;
+  switch (c.arch.shared) {
+    case SharedExpertKind::None: s.shared_experts = 0; break;
+    case SharedExpertKind::Plain: s.shared_experts = c.shared_intermediate_size / c.expert_intermediate_size; break;
+    case SharedExpertKind::SigmoidGated: s.shared_experts = c.shared_intermediate_size > 0 ? 1 : 0; break;
+  }
+  s.tied_embeddings = c.tie_word_embeddings;
 }
 
 void count_tensors(ModelSummary& s, const Checkpoint& ck) {
-  std::set<int> moe_layers;
   for (const auto& [name, view] : ck.tensors()) {
     const TensorInfo info = classify_tensor(name);
     RoleTotals& r = s.by_role[size_t(info.role)];
@@ -75,9 +57,7 @@ void count_tensors(ModelSummary& s, const Checkpoint& ck) {
       t->params += view.numel();
       t->bytes += int64_t(view.nbytes);
     }
-    if (info.role == TensorRole::Router) moe_layers.insert(info.layer);
   }
-  s.moe_layers = int64_t(moe_layers.size());
   const int64_t routed = s.role(TensorRole::RoutedExpert).params;
   s.active_params = s.total.params;
   if (s.routed_experts > 0) s.active_params -= routed - routed / s.routed_experts * s.top_k;

@@ -1,6 +1,5 @@
-// What `moeq info` reports: a model's shape from config.json and its parameters by role, counted
-// from the checkpoint through tensor_roles. Reads only the handful of config fields it shows;
-// the full parsed configuration is ModelConfig (arch/config.h, model workstream).
+// What `moeq info` reports: a model's shape from config.json (through ModelConfig, arch/config.h)
+// and its parameters by role, counted from the checkpoint through tensor_roles.
 #pragma once
 
 #include <array>
@@ -23,7 +22,7 @@ struct ModelSummary {
   std::string model_type;    // config "model_type"
   std::string architecture;  // config "architectures"[0]
   int64_t layers = 0;
-  int64_t moe_layers = 0;    // layers with a router, counted from the checkpoint
+  int64_t moe_layers = 0;    // layers with routed experts (the rest have a dense MLP)
   int64_t hidden = 0;
   int64_t vocab = 0;
   int64_t routed_experts = 0;  // per MoE layer
@@ -39,7 +38,7 @@ struct ModelSummary {
 };
 
 // `dir` is a Hugging Face model folder (config.json + model.safetensors or a sharded index).
-// Throws moeq::Error naming config.json and the field when a required field is missing.
+// Throws moeq::Error naming config.json and the field for a config the model loader rejects.
 ModelSummary summarize_model(const std::filesystem::path& dir);
 // The same for a checkpoint the caller already opened from `dir`.
 ModelSummary summarize_model(const std::filesystem::path& dir, const Checkpoint& checkpoint);
