@@ -9,5 +9,6 @@ namespace moeq::cli {
 // moeq::Error on bad input (main() turns it into one line on stderr and exit code 1).
 void add_version_command(CLI::App& app);
 void add_info_command(CLI::App& app);  // moeq info MODEL [--json]
+void add_generate_command(CLI::App& app);  // moeq generate MODEL --prompt-ids 1,2,3 -n N
 
 }  // namespace moeq::cli
