@@ -1,9 +1,10 @@
 // Forward-pass speed on the trained models of ../shared/models, as JSON on stdout:
-// prefill tokens/s over WikiText-2 windows of 512 (several windows per forward, as the
-// perplexity evaluation runs them) and decode tokens/s (128 single-token steps with the KV cache
+// prefill tokens/s scoring WikiText-2 windows of 512 (several windows per forward, exactly as
+// the perplexity evaluation runs them) and decode tokens/s (128 single-token steps with the KV cache
 // after a short prompt). Usage: forward_bench [SHARED_DIR] [--storage mapped|f32]
 // [--windows-per-batch N] [--batches N] [--models a,b,c]
 #include <chrono>
+#include <ctime>
 #include <cstdlib>
 #include <string>
 
@@ -22,6 +23,13 @@ using clock_type = std::chrono::steady_clock;
 
 double seconds_since(clock_type::time_point t) { return std::chrono::duration<double>(clock_type::now() - t).count(); }
 
+// CPU time of the whole process (all threads): on a shared machine, wall time alone misleads.
+double cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
+}
+
 nlohmann::json bench_model(const std::filesystem::path& dir, moeq::DenseStorage storage, int64_t windows_per_batch,
                            int64_t batches) {
   constexpr int64_t kWindow = 512, kPrompt = 16, kDecodeSteps = 128;
@@ -32,21 +40,27 @@ nlohmann::json bench_model(const std::filesystem::path& dir, moeq::DenseStorage 
   const int64_t per_batch = windows_per_batch * kWindow;
   if (int64_t(ids.size()) < (batches + 1) * per_batch) throw moeq::Error("not enough WikiText-2 ids for the batches");
 
-  model->forward(std::span(ids).first(size_t(per_batch)), windows_per_batch, kWindow);  // warm-up
+  // Prefill as the perplexity evaluation runs it: windows scored, logits reduced to NLLs.
+  const moeq::PerplexityOptions popt{.window = kWindow, .windows_per_batch = windows_per_batch};
+  moeq::perplexity(*model, std::span(ids).first(size_t(per_batch)), popt);  // warm-up
   auto t = clock_type::now();
-  for (int64_t b = 1; b <= batches; ++b)
-    model->forward(std::span(ids).subspan(size_t(b * per_batch), size_t(per_batch)), windows_per_batch, kWindow);
-  const double prefill_s = seconds_since(t);
+  const double cpu0 = cpu_seconds();
+  moeq::perplexity(*model, std::span(ids).subspan(size_t(per_batch), size_t(batches * per_batch)), popt);
+  const double prefill_s = seconds_since(t), prefill_cpu = cpu_seconds() - cpu0;
 
   moeq::generate(*model, std::span(ids).first(kPrompt), 8);  // warm-up
+  const double cpu1 = cpu_seconds();
   moeq::Generation g = moeq::generate(*model, std::span(ids).first(kPrompt), kDecodeSteps + 1);
+  const double decode_cpu = cpu_seconds() - cpu1;
   const double decode_tps = double(g.tokens.size() - 1) / g.decode_seconds;
   return {{"load_s", load_s},
           {"prefill_tokens", batches * per_batch},
           {"prefill_s", prefill_s},
           {"prefill_tokens_per_s", double(batches * per_batch) / prefill_s},
+          {"prefill_cpu_s", prefill_cpu},
           {"decode_steps", g.tokens.size() - 1},
           {"decode_tokens_per_s", decode_tps},
+          {"decode_cpu_s", decode_cpu},
           {"prompt_prefill_s", g.prefill_seconds}};
 }
 

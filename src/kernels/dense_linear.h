@@ -1,8 +1,8 @@
-// DenseLinear: the unquantized LinearOp. Weights stay in the checkpoint's mapping in their stored
-// dtype (BF16/F16/F32) and are widened to fp32 a cache-sized tile of rows at a time right before
-// the sgemm, so a loaded model costs no more memory than its file; or, optionally, they are
-// widened once at load (faster for tiny batches, 2x the memory for bf16 checkpoints). Both give
-// bit-identical results: the widening is exact.
+// DenseLinear: the unquantized LinearOp. BF16 weights stay in the checkpoint's mapping and are
+// widened to fp32 one packed panel at a time inside the gemm (kernels/gemm.h), so a loaded model
+// costs no more memory than its file; or, optionally, they are widened once at load (2x the
+// memory). F32 weights are used in place; F16 ones are widened at load. All give identical
+// results: the widening is exact.
 #pragma once
 
 #include <cstddef>
@@ -17,7 +17,7 @@
 namespace moeq {
 
 enum class DenseStorage : uint8_t {
-  Mapped,  // keep the stored dtype, widen row tiles per call
+  Mapped,  // keep BF16 weights in the mapping, widen panels per call
   F32,     // widen everything once at construction
 };
 
@@ -45,11 +45,8 @@ class DenseLinear final : public LinearOp {
   Tensor weight_f32() const;
 
  private:
-  void forward_tiled(const float* x, int64_t n, float* y) const;
-  void forward_small_batch(const float* x, int64_t n, float* y) const;
-
   WeightView w_;
-  std::vector<float> f32_;  // F32 storage, or a copy of an F32 view that was not 4-byte aligned
+  std::vector<float> f32_;  // widened weights (F32 storage, F16, or an unaligned F32 view)
   const float* f32_ptr_ = nullptr;
 };
 

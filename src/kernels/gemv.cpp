@@ -75,7 +75,9 @@ void gemv(const GemvArgs& a, const W* w) {
     gemv_rows_ref(a, w, 0, a.rows);
     return;
   }
-  const bool parallel = a.rows * a.cols >= 32768 && !omp_in_parallel();
+  // Only big matrices are worth a parallel region: decode runs ~90 of these per token, and on a
+  // busy machine every fork/join can wait milliseconds for a descheduled thread.
+  const bool parallel = a.rows * a.cols >= (1 << 22) && !omp_in_parallel();
 #pragma omp parallel if (parallel)
   {
     const int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();

@@ -1,9 +1,9 @@
 #include "model/attention.h"
 
-#include <cblas.h>
-
 #include <algorithm>
 
+#include "kernels/gemm.h"
+#include "kernels/gemv.h"
 #include "kernels/ops.h"
 
 namespace moeq {
@@ -15,11 +15,24 @@ struct AttendShape {
   float scale;
 };
 
+// One query row against its visible keys: the decode step.
+void attend_one(const AttendShape& s, const float* q, const float* k, const float* v, float* scores, float* out) {
+  const int64_t total = s.past + 1;
+  gemv_f32({.x = q, .n = 1, .rows = total, .cols = s.k_dim, .y = scores}, k);
+  for (int64_t t = 0; t < total; ++t) scores[t] *= s.scale;
+  softmax(scores, total);
+  std::fill_n(out, s.v_dim, 0.0f);
+  for (int64_t t = 0; t < total; ++t)
+    for (int64_t d = 0; d < s.v_dim; ++d) out[d] += scores[t] * v[t * s.v_dim + d];
+}
+
 // softmax(q·Kᵀ·scale + causal mask)·V for every (sequence, head), keys/values from the cache.
 void attend(const AttendShape& s, const float* q, const KVCache& kv, int64_t layer, float* out) {
   const int64_t total = s.past + s.seq, group = s.heads / s.kv_heads;
   const int64_t ldq = s.heads * s.k_dim, ldo = s.heads * s.v_dim;
-#pragma omp parallel for collapse(2) schedule(dynamic)
+  // A decode step's attention is microseconds of work: not worth waking a second thread.
+  const bool parallel = s.batch * s.heads * s.seq * total * (s.k_dim + s.v_dim) >= (1 << 20);
+#pragma omp parallel for collapse(2) schedule(dynamic) if (parallel)
   for (int64_t b = 0; b < s.batch; ++b)
     for (int64_t h = 0; h < s.heads; ++h) {
       thread_local std::vector<float> scores;
@@ -27,16 +40,21 @@ void attend(const AttendShape& s, const float* q, const KVCache& kv, int64_t lay
       const float* k = kv.keys(layer, b, h / group);
       const float* v = kv.values(layer, b, h / group);
       const float* qbh = q + b * s.seq * ldq + h * s.k_dim;
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(s.seq), int(total), int(s.k_dim), s.scale, qbh,
-                  int(ldq), k, int(s.k_dim), 0.0f, scores.data(), int(total));
+      float* obh = out + b * s.seq * ldo + h * s.v_dim;
+      if (s.seq == 1) {
+        attend_one(s, qbh, k, v, scores.data(), obh);
+        continue;
+      }
+      gemm({.m = s.seq, .n = total, .k = s.k_dim, .a = qbh, .lda = ldq, .b = {GemmB::Layout::NT, DType::F32, k, s.k_dim},
+            .c = scores.data(), .ldc = total, .alpha = s.scale, .causal = s.past});
       for (int64_t i = 0; i < s.seq; ++i) {
         float* row = scores.data() + i * total;
         const int64_t visible = s.past + i + 1;
         softmax(row, visible);
         std::fill(row + visible, row + total, 0.0f);
       }
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(s.seq), int(s.v_dim), int(total), 1.0f,
-                  scores.data(), int(total), v, int(s.v_dim), 0.0f, out + b * s.seq * ldo + h * s.v_dim, int(ldo));
+      gemm({.m = s.seq, .n = s.v_dim, .k = total, .a = scores.data(), .lda = total,
+            .b = {GemmB::Layout::NN, DType::F32, v, s.v_dim}, .c = obh, .ldc = ldo, .causal = s.past});
     }
 }
 

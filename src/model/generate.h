@@ -15,7 +15,7 @@ struct SamplingOptions {
   float temperature = 0.0f;  // 0: greedy (argmax)
   float top_p = 1.0f;        // keep the smallest set of tokens whose probability reaches top_p
   uint64_t seed = 0;
-  std::optional<int32_t> stop_token;  // generation ends after emitting it
+  std::optional<int32_t> stop_token{};  // generation ends after emitting it
 };
 
 struct Generation {

@@ -11,5 +11,6 @@ void add_version_command(CLI::App& app);
 void add_info_command(CLI::App& app);  // moeq info MODEL [--json]
 void add_tokenize_command(CLI::App& app);
 void add_quantize_command(CLI::App& app);  // moeq quantize MODEL --recipe R --out DIR
+void add_generate_command(CLI::App& app);  // moeq generate MODEL --prompt-ids 1,2,3 -n N
 
 }  // namespace moeq::cli
