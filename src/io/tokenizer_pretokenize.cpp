@@ -1,7 +1,6 @@
 // Pre-tokenizers of tokenizer.json: ByteLevel, Split, Metaspace, Digits, Punctuation, Whitespace,
 // WhitespaceSplit, BertPreTokenizer and Sequence. Each splits pieces into smaller pieces the way
 // tokenizers' NormalizedString::split does; the model then encodes every piece on its own.
-#include <algorithm>
 
 #include "core/error.h"
 #include "io/tokenizer_impl.h"
