@@ -117,6 +117,14 @@ TEST(Gptq, FourBitWordsAndZerosConventions) {
   ASSERT_EQ(p.zeros[0], 0.0f);
   EXPECT_NO_THROW(pack_gptq(p));
   EXPECT_THROW(pack_gptq(p, GptqZeros::MinusOne), Error);
+  QuantizedMatrix unwidened = p;  // a one-signed group's zero from an unwidened range: −2
+  unwidened.zeros[size_t(3 * p.n_groups + 1)] = -2.0f;
+  try {
+    pack_gptq(unwidened);
+    ADD_FAILURE() << "a negative zero point was packed";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("row 3, group 1"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Gptq, UnpackInvertsPackForEveryWidthAndShape) {

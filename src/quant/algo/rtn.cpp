@@ -1,41 +1,17 @@
 #include "quant/algo/rtn.h"
 
 #include <algorithm>
-#include <cmath>
+#include <vector>
 
-#include "core/error.h"
+#include "quant/algo/group_params.h"
 #include "quant/formats/bnb4.h"
 #include "quant/formats/traits.h"
 
 namespace moeq {
-namespace {
-
-struct GroupParams {
-  float scale, zero;
-  float lo, hi;  // clamp range of round(w / scale) + zero
-};
-
-GroupParams int_group_params(const float* w, int64_t n, const QuantSpec& spec) {
-  float mn = 0.0f, mx = 0.0f;  // starting at 0 widens [min, max] to contain 0
-  for (int64_t i = 0; i < n; ++i) {
-    mn = std::min(mn, w[i]);
-    mx = std::max(mx, w[i]);
-  }
-  if (spec.symmetric) {
-    const float qmax = float((1 << (spec.bits - 1)) - 1);
-    const float scale = std::max(std::max(-mn, mx) / qmax, 1e-8f);
-    const float offset = float(1 << (spec.bits - 1));
-    return {scale, offset, 0.0f, 2.0f * offset - 1.0f};
-  }
-  const float qmax = float((1 << spec.bits) - 1);
-  const float scale = std::max((mx - mn) / qmax, 1e-8f);
-  return {scale, std::nearbyint(-mn / scale), 0.0f, qmax};
-}
-
-}  // namespace
 
 QuantizedMatrix rtn_quantize(const float* w, int64_t rows, int64_t cols, const QuantSpec& spec) {
   if (spec.format != QuantFormat::Int) return quantize_bnb4(w, rows, cols, spec);
+  check_int_spec(spec, "rtn_quantize");
   QuantizedMatrix m;
   m.spec = spec;
   m.rows = rows;
@@ -47,15 +23,18 @@ QuantizedMatrix rtn_quantize(const float* w, int64_t rows, int64_t cols, const Q
   m.zeros.resize(size_t(rows * m.n_groups));
   m.g_idx.resize(size_t(cols));
   for (int64_t c = 0; c < cols; ++c) m.g_idx[size_t(c)] = int32_t(c / g);
+  std::vector<float> group(size_t(g + 1));
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t gi = 0; gi < m.n_groups; ++gi) {
       const int64_t c0 = gi * g, n = std::min(g, cols - c0);
       const float* x = w + r * cols + c0;
-      const GroupParams p = int_group_params(x, n, spec);
+      // The group plus one 0: the definition's [min, max], widened to contain 0 (rtn.h says why).
+      std::copy_n(x, n, group.begin());
+      group[size_t(n)] = 0.0f;
+      const GroupParams p = compute_group_params({group.data(), size_t(n + 1)}, spec);
       m.scales[size_t(r * m.n_groups + gi)] = p.scale;
       m.zeros[size_t(r * m.n_groups + gi)] = p.zero;
-      for (int64_t i = 0; i < n; ++i)
-        m.codes[size_t(r * cols + c0 + i)] = uint8_t(std::clamp(std::nearbyint(x[i] / p.scale) + p.zero, p.lo, p.hi));
+      for (int64_t i = 0; i < n; ++i) m.codes[size_t(r * cols + c0 + i)] = quantize_code(x[i], p, max_code(spec));
     }
   }
   check_quantized_matrix(m, "rtn_quantize");

@@ -127,9 +127,12 @@ void check_quantized_matrix(const QuantizedMatrix& m, std::string_view what) {
   for (int64_t c = 0; c < m.cols; ++c)
     if (m.g_idx[size_t(c)] < 0 || m.g_idx[size_t(c)] >= m.n_groups || (!is_int && m.g_idx[size_t(c)] != c / g))
       fail("{}: g_idx[{}] = {} is out of range or not the bnb block", what, c, m.g_idx[size_t(c)]);
-  for (float z : m.zeros)
+  for (size_t i = 0; i < m.zeros.size(); ++i) {
+    const float z = m.zeros[i];
     if (z != std::nearbyint(z) || z < 0 || z >= float(1 << t.bits))
-      fail("{}: zero point {} is not an integer in [0, {})", what, z, 1 << t.bits);
+      fail("{}: zero point {} of row {}, group {} is not an integer in [0, {})", what, z, int64_t(i) / m.n_groups,
+           int64_t(i) % m.n_groups, 1 << t.bits);
+  }
 }
 
 std::vector<float> dequantize(const QuantizedMatrix& m) {
