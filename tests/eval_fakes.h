@@ -59,22 +59,25 @@ class HashLm : public LmBackend {
     ++forks;
     return std::make_unique<History>(static_cast<const History&>(s));
   }
-  Tensor extend(State& s, std::span<const int32_t> ids) override {
+  Tensor extend(State& s, std::span<const int32_t> ids, int64_t skip) override {
     auto& h = static_cast<History&>(s);
-    Tensor logits({int64_t(ids.size()), vocab_});
+    Tensor all({int64_t(ids.size()), vocab_});
     for (size_t i = 0; i < ids.size(); ++i) {
       h.tokens.push_back(ids[i]);
       if (int64_t(h.tokens.size()) > h.capacity) overflowed = true;
       h.hash = (h.hash ^ uint64_t(ids[i] + 1)) * 1099511628211ull;
       for (int64_t v = 0; v < vocab_; ++v) {
         uint64_t x = (h.hash ^ uint64_t(v) * 0x9e3779b97f4a7c15ull) * 0xbf58476d1ce4e5b9ull;
-        logits.row(int64_t(i))[v] = float(double(x >> 40) / double(1ull << 24) * 8.0 - 4.0);
+        all.row(int64_t(i))[v] = float(double(x >> 40) / double(1ull << 24) * 8.0 - 4.0);
       }
     }
     tokens_run += int64_t(ids.size());
+    logits_rows += int64_t(ids.size()) - skip;
+    Tensor logits({int64_t(ids.size()) - skip, vocab_});
+    std::copy(all.data.begin() + skip * vocab_, all.data.end(), logits.data.begin());
     return logits;
   }
-  int64_t tokens_run = 0, forks = 0;
+  int64_t tokens_run = 0, logits_rows = 0, forks = 0;
   bool overflowed = false;
 
  private:

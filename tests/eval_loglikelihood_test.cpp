@@ -17,7 +17,7 @@ constexpr int64_t kVocab = 50;
 // Independent reference: a fresh context per request, the whole input in one call.
 LoglikResult score_alone(testing::HashLm& lm, const TokenizedRequest& r) {
   auto state = lm.start(r.input_length());
-  Tensor logits = lm.extend(*state, r.input());
+  Tensor logits = lm.extend(*state, r.input(), 0);
   LoglikResult out;
   for (int64_t p = r.input_length() - r.continuation; p < r.input_length(); ++p) {
     const float* row = logits.row(p);
@@ -42,7 +42,7 @@ std::vector<int32_t> greedy_tokens(std::vector<int32_t> ctx, int n) {
   std::vector<int32_t> out;
   for (int i = 0; i < n; ++i) {
     auto state = lm.start(int64_t(ctx.size()));
-    Tensor logits = lm.extend(*state, ctx);
+    Tensor logits = lm.extend(*state, ctx, 0);
     const float* row = logits.row(logits.rows() - 1);
     int32_t best = int32_t(std::max_element(row, row + kVocab) - row);
     out.push_back(best);
@@ -127,6 +127,7 @@ TEST(EvalLoglikelihood, ContextRunOncePerDoc) {
   score_requests(lm, requests, {}, &stats);
   EXPECT_EQ(stats.tokens, 10 + 4 * 2);
   EXPECT_EQ(stats.request_tokens, 4 * 12);
+  EXPECT_EQ(lm.logits_rows, 1 + 4 * 2);  // the context's last position, then every continuation row
 }
 
 TEST(EvalLoglikelihood, RejectsContinuationLongerThanInput) {

@@ -27,14 +27,19 @@ class LmBackend {
   // An empty context (position 0) that can grow to `capacity` tokens.
   virtual std::unique_ptr<State> start(int64_t capacity) = 0;
   virtual std::unique_ptr<State> fork(const State& state) = 0;
-  // Runs `ids` after the state's tokens, advancing it; returns their logits [ids.size(), vocab].
-  virtual Tensor extend(State& state, std::span<const int32_t> ids) = 0;
+  // Runs `ids` after the state's tokens, advancing it. Returns the logits of the positions
+  // from `skip` on, [ids.size() - skip, vocab]: the evaluator only needs the positions that
+  // predict scored tokens, and the vocabulary projection is a large share of a small model.
+  virtual Tensor extend(State& state, std::span<const int32_t> ids, int64_t skip) = 0;
 
+  struct Segment {
+    std::span<const int32_t> ids;
+    int64_t skip = 0;  // as in extend()
+  };
   // Runs each segment after its own copy of `parent` (a fresh context when null) and returns
-  // each segment's logits [len, vocab]; the copies are discarded. Backends override this to
-  // batch the segments into one forward pass; the default runs them one by one.
-  virtual std::vector<Tensor> extend_leaves(const State* parent,
-                                            std::span<const std::span<const int32_t>> segments,
+  // each segment's logits as extend() would; the copies are discarded. Backends override this
+  // to run the segments as one batch; the default runs them one by one.
+  virtual std::vector<Tensor> extend_leaves(const State* parent, std::span<const Segment> segments,
                                             int64_t capacity);
 };
 

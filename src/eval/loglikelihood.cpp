@@ -8,13 +8,12 @@
 
 namespace moeq {
 
-std::vector<Tensor> LmBackend::extend_leaves(const State* parent,
-                                             std::span<const std::span<const int32_t>> segments,
+std::vector<Tensor> LmBackend::extend_leaves(const State* parent, std::span<const Segment> segments,
                                              int64_t capacity) {
   std::vector<Tensor> logits;
-  for (std::span<const int32_t> segment : segments) {
+  for (const Segment& segment : segments) {
     std::unique_ptr<State> state = parent ? fork(*parent) : start(capacity);
-    logits.push_back(extend(*state, segment));
+    logits.push_back(extend(*state, segment.ids, segment.skip));
   }
   return logits;
 }
@@ -78,6 +77,14 @@ class PrefixTreeScorer {
     return std::ranges::equal(input(range.front()), input(range.back()));
   }
 
+  // First position in [begin, end) whose logits some request of `range` scores (end: none).
+  // Every request here runs past `end` or ends there, so the positions needed form a suffix.
+  size_t first_scored(Range range, size_t begin, size_t end) const {
+    size_t first = end;
+    for (size_t r : range) first = std::min(first, std::max(begin, length(r) - size_t(requests_[r].continuation)));
+    return first;
+  }
+
   // Logits rows for positions begin.. of every request in `range`: add the log-probabilities
   // of the continuation tokens they predict.
   void score_rows(Range range, size_t begin, const Tensor& logits) {
@@ -125,16 +132,17 @@ class PrefixTreeScorer {
     const size_t batch = size_t(std::max<int64_t>(1, options_.batch));
     for (size_t first = 0; first < leaves.size(); first += batch) {
       std::span<const Range> chunk = std::span(leaves).subspan(first, std::min(batch, leaves.size() - first));
-      std::vector<std::span<const int32_t>> segments;
+      std::vector<LmBackend::Segment> segments;
       size_t most = 0;
       for (Range leaf : chunk) {
-        segments.push_back(input(leaf.front()).subspan(pos));
-        most = std::max(most, length(leaf.front()));
-        tokens_ += int64_t(segments.back().size());
+        size_t len = length(leaf.front());
+        segments.push_back({input(leaf.front()).subspan(pos), int64_t(first_scored(leaf, pos, len) - pos)});
+        most = std::max(most, len);
+        tokens_ += int64_t(len - pos);
       }
       std::vector<Tensor> logits = lm_.extend_leaves(state, segments, int64_t(most));
       for (size_t k = 0; k < chunk.size(); ++k) {
-        score_rows(chunk[k], pos, logits[k]);
+        score_rows(chunk[k], pos + size_t(segments[k].skip), logits[k]);
         finish(chunk[k]);
       }
     }
@@ -146,9 +154,10 @@ class PrefixTreeScorer {
     size_t end = common_end(range, depth);
     if (end > depth) {
       if (!state) state = lm_.start(int64_t(capacity(range)));
-      Tensor logits = lm_.extend(*state, input(range.front()).subspan(depth, end - depth));
+      size_t scored = first_scored(range, depth, end);
+      Tensor logits = lm_.extend(*state, input(range.front()).subspan(depth, end - depth), int64_t(scored - depth));
       tokens_ += int64_t(end - depth);
-      score_rows(range, depth, logits);
+      score_rows(range, scored, logits);
     }
     Range ended;
     std::vector<Range> children = branches(range, end, &ended);
