@@ -55,18 +55,14 @@ Resolved run(const Recipe& recipe) {
 // 14 routers/shared-expert gates, embedding and lm_head stay 16-bit under every strategy.
 constexpr int kKept = 16;
 
-TEST(Bits, StorageOfIntAndNf4) {
-  // int4 g128, expert down [256, 192]: 2 groups per row (the last one partial).
-  StorageBits down = storage_bits(kInt4.spec, 256, 192);
-  EXPECT_EQ(down.codes, 256 * 192 * 4);
-  EXPECT_EQ(down.metadata, 256 * 2 * (16 + 4));
-  // int3 per-row, symmetric: one fp16 scale and a 3-bit zero per row.
-  EXPECT_EQ(storage_bits(QuantAction::int_bits(QuantMethod::Rtn, 3, 0, true).spec, 10, 64).metadata, 10 * (16 + 3));
-  QuantSpec nf4{QuantFormat::NF4, 4, 64, false, true};
-  // [1024, 256] = 4096 blocks of 64: 8-bit absmax each, 16 fp32 second-level scales, one offset.
-  EXPECT_EQ(storage_bits(nf4, 1024, 256).metadata, 4096 * 8 + 16 * 32 + 32);
-  nf4.double_quant = false;
-  EXPECT_EQ(storage_bits(nf4, 1024, 256).metadata, 4096 * 32);
+TEST(Bits, StorageBytes) {
+  // int4 g128, expert down [256, 192] as GPTQ stores it: qweight 192·256·4 bits; per (row, group
+  // of 128, the last partial) an fp16 scale and a 4-bit zero; g_idx one int32 per column.
+  EXPECT_EQ(storage_bytes(kInt4, 256, 192), 256 * 192 / 2 + 256 * 2 * 2 + 2 * 256 * 4 / 8 + 192 * 4);
+  // nf4 with double quantization, [1024, 256] = 4096 blocks of 64: 4-bit codes, an 8-bit absmax
+  // per block, an fp32 scale per 256 blocks and one fp32 offset, 16 + 256 fp32 code tables.
+  QuantAction nf4{QuantMethod::Rtn, {QuantFormat::NF4, 4, 64, false, true}};
+  EXPECT_EQ(storage_bytes(nf4, 1024, 256), 1024 * 256 / 2 + 4096 + 16 * 4 + 4 + (16 + 256) * 4);
   EXPECT_EQ(storage_bytes(QuantAction::keep(), 3, 5), 30);
 }
 
@@ -77,14 +73,18 @@ TEST(Bits, UniformInt4OnQwen2Moe) {
   EXPECT_EQ(r.quantized.nominal_bits, 4.0);
   // Group metadata, 20 bits per (row, group of 128): attention 8 × 20·(256·2 + 128·2 + 128·2 +
   // 256·2); dense 20·(1024·2·2 + 256·8); routed 112 × 20·(192·2·2 + 256·2); shared 7 × 20·(384·2·2 + 256·3).
-  const int64_t metadata = 8 * 20 * 1536 + 20 * 6144 + 112 * 20 * 1280 + 7 * 20 * 2304;
-  EXPECT_EQ(metadata, 3558400);
-  EXPECT_DOUBLE_EQ(r.quantized.effective_bits, 4.0 + 3558400.0 / 20938752.0);
+  const int64_t groups = 8 * 20 * 1536 + 20 * 6144 + 112 * 20 * 1280 + 7 * 20 * 2304;
+  EXPECT_EQ(groups, 3558400);
+  // g_idx, 32 bits per input column: attention 8 × 4·256; dense 256·2 + 1024; routed 112 ×
+  // (256·2 + 192); shared 7 × (256·2 + 384).
+  const int64_t g_idx = 32 * (8 * 1024 + 1536 + 112 * 704 + 7 * 896);
+  EXPECT_EQ(g_idx, 3035136);
+  EXPECT_DOUBLE_EQ(r.quantized.effective_bits, 4.0 + (3558400.0 + 3035136.0) / 20938752.0);
   // Whole checkpoint: the quantized body, and at 16 bits the routers (7·16·256), shared-expert
   // gates (7·256), embedding and lm_head (2·8192·256), norms and biases.
   EXPECT_EQ(r.total_params, 25171968);
   const int64_t rest = 7 * 16 * 256 + 7 * 256 + 2 * 8192 * 256 + moeq::testing::kQwen2MoeOtherParams;
-  EXPECT_EQ(r.total_bytes, (kBody * 4 + metadata) / 8 + rest * 2);
+  EXPECT_EQ(r.total_bytes, (kBody * 4 + groups + g_idx) / 8 + rest * 2);
   EXPECT_DOUBLE_EQ(r.bytes_per_param, double(r.total_bytes) / 25171968.0);
   ASSERT_EQ(r.by_role.size(), 8u);
   EXPECT_EQ(r.by_role[0].role, TensorRole::Embedding);
@@ -94,7 +94,7 @@ TEST(Bits, UniformInt4OnQwen2Moe) {
   EXPECT_EQ(r.by_role[3].bits.quantized_params, 0);
   EXPECT_EQ(r.by_role[4].role, TensorRole::RoutedExpert);
   EXPECT_EQ(r.by_role[4].bits.quantized_params, kRouted);
-  EXPECT_DOUBLE_EQ(r.by_role[4].bits.effective_bits, 4.0 + 112.0 * 20 * 1280 / kRouted);
+  EXPECT_DOUBLE_EQ(r.by_role[4].bits.effective_bits, 4.0 + 112.0 * (20 * 1280 + 32 * 704) / kRouted);
 }
 
 TEST(Strategies, AttentionVsExperts) {
@@ -104,6 +104,15 @@ TEST(Strategies, AttentionVsExperts) {
   EXPECT_EQ(r.units, (std::map<int, int>{{2, 3 + 336 + 21}, {4, 32}, {16, kKept}}));
   EXPECT_DOUBLE_EQ(r.nominal_bits, (4.0 * kAttention + 2.0 * (kDense + kRouted + kShared)) / kBody);
   EXPECT_NEAR(r.nominal_bits, 2.15023, 1e-5);
+  // Storage (docs/RECIPES.md's example): per (row, group) 16 + b bits — attention 8 × 1536 groups
+  // at 20 bits; dense 6144, routed 112 × 1280, shared 7 × 2304 groups at 18 bits — and g_idx as in
+  // Bits.UniformInt4OnQwen2Moe.
+  const int64_t overhead = 8 * 1536 * 20 + (6144 + 112 * 1280 + 7 * 2304) * 18 + 3035136;
+  BitsReport report = bits_report(r.plan, moeq::testing::kQwen2MoeOtherParams);
+  EXPECT_DOUBLE_EQ(report.quantized.effective_bits, r.nominal_bits + double(overhead) / kBody);
+  EXPECT_EQ(report.total_bytes, (4 * kAttention + 2 * (kBody - kAttention) + overhead) / 8 + (25171968 - kBody) * 2);
+  EXPECT_NEAR(report.quantized.effective_bits, 2.4493, 1e-4);
+  EXPECT_NEAR(report.bytes_per_param, 0.5910, 1e-4);
 }
 
 TEST(Strategies, SharedVsRoutedAndDenseMlp) {

@@ -17,7 +17,7 @@ namespace moeq::testing {
 inline std::vector<plan::QuantUnit> qwen2_moe_units() {
   using R = TensorRole;
   std::vector<plan::QuantUnit> units;
-  units.push_back({"model.embed_tokens.weight", R::Embedding, -1, -1, "embedding", 8192, 256});
+  units.push_back({"model.embed_tokens.weight", R::Embedding, -1, -1, "embed", 8192, 256});
   auto mlp = [&](const std::string& prefix, R role, int layer, int expert, int64_t ffn) {
     units.push_back({prefix + "gate_proj.weight", role, layer, expert, "gate", ffn, 256});
     units.push_back({prefix + "up_proj.weight", role, layer, expert, "up", ffn, 256});
@@ -36,7 +36,7 @@ inline std::vector<plan::QuantUnit> qwen2_moe_units() {
     units.push_back({p + "mlp.gate.weight", R::Router, l, -1, "router", 16, 256});
     for (int e = 0; e < 16; ++e) mlp(fmt::format("{}mlp.experts.{}.", p, e), R::RoutedExpert, l, e, 192);
     mlp(p + "mlp.shared_expert.", R::SharedExpert, l, -1, 384);
-    units.push_back({p + "mlp.shared_expert_gate.weight", R::SharedExpertGate, l, -1, "shared_expert_gate", 1, 256});
+    units.push_back({p + "mlp.shared_expert_gate.weight", R::SharedExpertGate, l, -1, "shared_gate", 1, 256});
   }
   units.push_back({"lm_head.weight", R::LmHead, -1, -1, "lm_head", 8192, 256});
   return units;

@@ -5,13 +5,15 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <tuple>
 
 #include <unistd.h>
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/safetensors.h"
+#include "model/model.h"
 #include "plan_units.h"
 #include "quant/plan/plan.h"
 #include "quant/plan/scorers.h"
@@ -180,6 +182,10 @@ TEST(Recipe, UnmatchedRuleNamesFileAndRule) {
             "r.toml: rule 2 matches no tensor of the model");
   EXPECT_EQ(resolve_error("[[rule]]\nnote = \"typo\"\nprojection = \"w1\"\nmethod = \"rtn\"\nbits = 4\n"),
             "r.toml: rule 1 (typo) matches no tensor of the model");
+  // NF4 blocks of 64 run along rows: the shared-expert gate [1, 256] fits, a [16, 200] matrix would not.
+  std::vector<QuantUnit> odd{{"odd.weight", TensorRole::Attention, 0, -1, "q", 16, 200}};
+  EXPECT_EQ(error_of([&] { resolve(parse_recipe("[[rule]]\nmethod = \"rtn\"\nformat = \"nf4\"\n", "r.toml"), odd); }),
+            "r.toml: rule 1 gives nf4 dq to 'odd.weight', whose 200 input features are not a multiple of 64");
   // A name-only rule cannot reach a router: the error says why.
   EXPECT_EQ(resolve_error("[[rule]]\nname_regex = 'mlp\\.gate\\.weight$'\nmethod = \"rtn\"\nbits = 8\n"),
             "r.toml: rule 1 matches no tensor of the model (routers and shared-expert gates are only selected "
@@ -369,26 +375,28 @@ TEST(Recipe, UnitOfALinearSlot) {
   EXPECT_EQ(unit.cols, 3);
 }
 
-// The synthetic units are the real checkpoint's linear weights, with the real shapes.
-TEST(PlanUnits, MatchQwen2MoeCheckpoint) {
-  std::ifstream in(moeq::testing::shared_dir() / "models/qwen2_moe/model.safetensors", std::ios::binary);
-  uint64_t header_size = 0;
-  in.read(reinterpret_cast<char*>(&header_size), 8);
-  std::string header(header_size, '\0');
-  in.read(header.data(), std::streamsize(header_size));
-  nlohmann::json tensors = nlohmann::json::parse(header);
+// The synthetic units are the real model's linears (Model::linears, with their shapes), plus
+// the embedding; with the norms and biases they make up the whole checkpoint.
+TEST(PlanUnits, MatchQwen2MoeModel) {
+  std::filesystem::path dir = moeq::testing::shared_dir() / "models/qwen2_moe";
+  auto model = Model::load(dir);
+  std::vector<QuantUnit> expected = qwen2_moe_units();
+  ASSERT_EQ(expected.front().role, TensorRole::Embedding);
+  expected.erase(expected.begin());
+  std::vector<LinearSlot> slots = model->linears();
+  std::map<std::string, QuantUnit> by_name;
+  for (const LinearSlot& slot : slots) by_name[slot.name] = unit_of(slot);
+  ASSERT_EQ(by_name.size(), expected.size());
+  for (const QuantUnit& u : expected) {
+    ASSERT_TRUE(by_name.count(u.name)) << u.name;
+    const QuantUnit& real = by_name[u.name];
+    EXPECT_EQ(std::tuple(real.role, real.layer, real.expert, real.projection, real.rows, real.cols),
+              std::tuple(u.role, u.layer, u.expert, u.projection, u.rows, u.cols)) << u.name;
+  }
   int64_t total = 0, in_units = 0;
-  for (const auto& [name, info] : tensors.items()) {
-    if (name == "__metadata__") continue;
-    int64_t n = 1;
-    for (int64_t d : info["shape"]) n *= d;
-    total += n;
-  }
-  for (const QuantUnit& u : qwen2_moe_units()) {
-    ASSERT_TRUE(tensors.contains(u.name)) << u.name;
-    EXPECT_EQ(tensors[u.name]["shape"], nlohmann::json({u.rows, u.cols})) << u.name;
-    in_units += u.numel();
-  }
+  Checkpoint checkpoint = Checkpoint::open(dir);
+  for (const auto& [name, view] : checkpoint.tensors()) total += view.numel();
+  for (const QuantUnit& u : qwen2_moe_units()) in_units += u.numel();
   EXPECT_EQ(total - in_units, moeq::testing::kQwen2MoeOtherParams);
   EXPECT_EQ(total, 25171968);  // "25.2 M" in shared/README.md
 }

@@ -2,13 +2,10 @@
 
 #include <map>
 
+#include "quant/formats/size.h"
+
 namespace moeq::plan {
 namespace {
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-constexpr int64_t kFp16 = 16, kFp32 = 32;
-constexpr int64_t kNestedBlock = 256;  // bitsandbytes double quant: absmax blocks per fp32 scale
 
 struct Tally {
   int64_t params = 0, nominal = 0, effective = 0;
@@ -17,7 +14,7 @@ struct Tally {
     const QuantUnit& u = entry.unit;
     params += u.numel();
     nominal += int64_t(entry.action.spec.bits) * u.numel();
-    effective += storage_bits(entry.action.spec, u.rows, u.cols).total();
+    effective += 8 * storage_bytes(entry.action, u.rows, u.cols);
   }
   BitsSummary summary() const {
     if (params == 0) return {};
@@ -27,21 +24,8 @@ struct Tally {
 
 }  // namespace
 
-StorageBits storage_bits(const QuantSpec& spec, int64_t rows, int64_t cols) {
-  const int64_t n = rows * cols;
-  if (spec.format == QuantFormat::Int) {
-    int64_t groups = spec.group_size == 0 ? 1 : ceil_div(cols, spec.group_size);
-    return {n * spec.bits, rows * groups * (kFp16 + spec.bits)};
-  }
-  int64_t blocks = ceil_div(n, spec.group_size);
-  int64_t metadata = spec.double_quant ? blocks * 8 + ceil_div(blocks, kNestedBlock) * kFp32 + kFp32
-                                       : blocks * kFp32;
-  return {n * 4, metadata};
-}
-
 int64_t storage_bytes(const QuantAction& action, int64_t rows, int64_t cols) {
-  if (!action.quantizes()) return rows * cols * 2;
-  return ceil_div(storage_bits(action.spec, rows, cols).total(), 8);
+  return action.quantizes() ? quant_size(action.spec, rows, cols).total() : rows * cols * 2;
 }
 
 BitsReport bits_report(const QuantPlan& plan, int64_t other_params) {

@@ -3,7 +3,8 @@
 // Two averages over the *quantized* weight matrices (units whose action quantizes):
 //  - nominal bits, the paper's count (Li et al. 2024): Σ bits·numel / Σ numel, where bits is the
 //    format's code width (int2 → 2, nf4 → 4). Scales and zeros are not counted.
-//  - effective bits: the same matrices' real storage (codes + scales + zeros / absmax) per weight.
+//  - effective bits: the same matrices' real storage per weight, as the formats pack them
+//    (codes, scales, zeros, GPTQ's g_idx; bitsandbytes' absmax and code tables).
 // And the whole checkpoint: bytes per parameter, with every tensor that is not quantized (kept
 // units and the `other_params` outside the units: norms, biases, embeddings) at 16 bits.
 #pragma once
@@ -15,21 +16,10 @@
 
 namespace moeq::plan {
 
-// Storage of one [rows, cols] matrix quantized with `spec`, in bits. Until the formats
-// workstream publishes its own sizes this follows the layouts named in qtensor.h:
-//  - Int: packed b-bit codes; per (row, group) an fp16 scale and a b-bit packed zero (stored for
-//    symmetric specs too, as GPTQ checkpoints do); group_size 0 = one group per row. GPTQ's
-//    per-column g_idx is not counted.
-//  - NF4/FP4 (bitsandbytes): 4-bit codes over the flattened matrix in blocks of group_size;
-//    per block an fp32 absmax, or with double_quant an 8-bit absmax plus, per 256 blocks, an fp32
-//    scale, plus one fp32 offset per matrix. Constant code tables are not counted.
-struct StorageBits {
-  int64_t codes = 0;
-  int64_t metadata = 0;
-  int64_t total() const { return codes + metadata; }
-};
-StorageBits storage_bits(const QuantSpec& spec, int64_t rows, int64_t cols);
-int64_t storage_bytes(const QuantAction& action, int64_t rows, int64_t cols);  // kept: 2 per weight
+// Bytes of one [rows, cols] matrix under `action`: quant/formats/size.h's quant_size() as the
+// packers write it (GPTQ qweight/qzeros/scales/g_idx; bitsandbytes weight/absmax/tables), or 2
+// per weight for a kept matrix.
+int64_t storage_bytes(const QuantAction& action, int64_t rows, int64_t cols);
 
 struct BitsSummary {
   int64_t quantized_params = 0;  // weights of quantized units

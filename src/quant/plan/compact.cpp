@@ -29,7 +29,8 @@ struct Group {
   Indices experts;
 };
 
-// Actions compare by describe(): equal text ⇔ equal action (unit.h: same_spec).
+// Actions compare by describe(): equal text ⇔ equal action (to_string(QuantSpec) prints exactly
+// the fields QuantSpec's == compares).
 std::vector<Group> group_units(std::span<const QuantUnit> units, std::span<const std::optional<QuantAction>> actions) {
   std::map<std::string, QuantAction> action_of;
   std::map<std::tuple<TensorRole, std::string, std::string, int>, Indices> by_layer;

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "quant/formats/blocks.h"
 #include "quant/plan/matcher.h"
 
 namespace moeq::plan {
@@ -65,6 +66,11 @@ QuantPlan resolve(const Recipe& recipe, std::span<const QuantUnit> units) {
   for (const QuantUnit& unit : units) {
     int rule = matcher.first_match(unit);
     plan.entries.push_back({unit, rule < 0 ? QuantAction::keep() : recipe.rules[size_t(rule)].action, rule});
+    const QuantAction& action = plan.entries.back().action;
+    // bitsandbytes blocks run along rows (qtensor.h): the input features must fill whole blocks.
+    if (action.quantizes() && action.spec.format != QuantFormat::Int && unit.cols % kBnbBlock != 0)
+      fail("{} gives {} to '{}', whose {} input features are not a multiple of {}", rule_label(recipe, size_t(rule)),
+           to_string(action.spec), unit.name, unit.cols, kBnbBlock);
   }
   check_rules(recipe, matcher, units, plan);
   for (const std::string& warning : plan.warnings) fmt::print(stderr, "moeq: warning: {}\n", warning);

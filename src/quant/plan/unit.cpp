@@ -27,19 +27,6 @@ std::string_view name_of(const std::array<std::pair<Enum, std::string_view>, N>&
   return "?";
 }
 
-constexpr std::array<std::pair<TensorRole, std::string_view>, 10> kRoles{{
-    {TensorRole::Embedding, "embedding"},
-    {TensorRole::LmHead, "lm_head"},
-    {TensorRole::Norm, "norm"},
-    {TensorRole::Attention, "attention"},
-    {TensorRole::Router, "router"},
-    {TensorRole::RoutedExpert, "routed_expert"},
-    {TensorRole::SharedExpert, "shared_expert"},
-    {TensorRole::SharedExpertGate, "shared_expert_gate"},
-    {TensorRole::DenseMlp, "dense_mlp"},
-    {TensorRole::Other, "other"},
-}};
-
 constexpr std::array<std::pair<QuantMethod, std::string_view>, 4> kMethods{{
     {QuantMethod::None, "none"},
     {QuantMethod::Rtn, "rtn"},
@@ -71,30 +58,28 @@ QuantAction QuantAction::int_bits(QuantMethod method, int bits, int group_size, 
   return {method, spec};
 }
 
-bool same_spec(const QuantSpec& a, const QuantSpec& b) {
-  if (a.format != b.format || a.bits != b.bits || a.group_size != b.group_size) return false;
-  return a.format == QuantFormat::Int ? a.symmetric == b.symmetric : a.double_quant == b.double_quant;
-}
-
 bool operator==(const QuantAction& a, const QuantAction& b) {
-  return a.method == b.method && (!a.quantizes() || same_spec(a.spec, b.spec));
+  return a.method == b.method && (!a.quantizes() || a.spec == b.spec);
 }
 
-std::string_view role_name(TensorRole role) { return name_of(kRoles, role); }
 std::string_view method_name(QuantMethod method) { return name_of(kMethods, method); }
 std::string_view format_name(QuantFormat format) { return name_of(kFormats, format); }
-bool parse_role(std::string_view text, TensorRole& role) { return lookup(kRoles, text, role); }
+
+bool parse_role(std::string_view text, TensorRole& role) {
+  for (int r = 0; r <= int(TensorRole::Other); ++r) {
+    if (role_name(TensorRole(r)) == text) {
+      role = TensorRole(r);
+      return true;
+    }
+  }
+  return false;
+}
+
 bool parse_method(std::string_view text, QuantMethod& method) { return lookup(kMethods, text, method); }
 bool parse_format(std::string_view text, QuantFormat& format) { return lookup(kFormats, text, format); }
 
 std::string describe(const QuantAction& action) {
-  if (!action.quantizes()) return "keep";
-  const QuantSpec& s = action.spec;
-  if (s.format == QuantFormat::Int)
-    return fmt::format("{} int{} g{} {}", method_name(action.method), s.bits, s.group_size,
-                       s.symmetric ? "sym" : "asym");
-  return fmt::format("{} {} g{}{}", method_name(action.method), format_name(s.format), s.group_size,
-                     s.double_quant ? " dq" : "");
+  return action.quantizes() ? fmt::format("{} {}", method_name(action.method), to_string(action.spec)) : "keep";
 }
 
 bool is_protected_role(TensorRole role) {

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "arch/tensor_roles.h"
 #include "model/model.h"
 #include "quant/qtensor.h"
 
@@ -41,13 +42,12 @@ struct QuantAction {
   static QuantAction int_bits(QuantMethod method, int bits, int group_size = 128, bool symmetric = false);
 };
 
-// Equal when they quantize identically: fields a format ignores (symmetric for NF4,
-// double_quant for Int) are not compared, nor is the spec of a kept tensor.
-bool same_spec(const QuantSpec& a, const QuantSpec& b);
+// Equal when they quantize identically (QuantSpec's == ignores the fields a format does not use);
+// the spec of a kept tensor is not compared.
 bool operator==(const QuantAction& a, const QuantAction& b);
 
-// Recipe spellings ("routed_expert", "gptq", "nf4"). parse_* return false on an unknown name.
-std::string_view role_name(TensorRole role);
+// Recipe spellings ("gptq", "nf4"; roles as arch/tensor_roles.h's role_name: "routed_expert").
+// parse_* return false on an unknown name.
 std::string_view method_name(QuantMethod method);
 std::string_view format_name(QuantFormat format);
 bool parse_role(std::string_view text, TensorRole& role);
