@@ -206,7 +206,7 @@ class LayerQuantizer {
     const QuantSpec spec = effective_spec(entry(group.front()), job_.indivisible);
     std::vector<Tensor> weights, hessians;
     for (size_t i : group) {
-      if (!plan::same_spec(effective_spec(entry(i), job_.indivisible), spec))
+      if (!(effective_spec(entry(i), job_.indivisible) == spec))
         fail("{}: AWQ needs one spec for linears that share an input ({} differs)", job_.slots[i].name,
              job_.slots[group.front()].name);
       weights.push_back(dense_weights(job_.slots[i]));
