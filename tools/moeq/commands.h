@@ -12,5 +12,6 @@ void add_info_command(CLI::App& app);  // moeq info MODEL [--json]
 void add_tokenize_command(CLI::App& app);
 void add_quantize_command(CLI::App& app);  // moeq quantize MODEL --recipe R --out DIR
 void add_generate_command(CLI::App& app);  // moeq generate MODEL --prompt-ids 1,2,3 -n N
+void add_eval_command(CLI::App& app);  // moeq eval MODEL [--ppl FILE ...] [--tasks LIST] [--json OUT]
 
 }  // namespace moeq::cli
