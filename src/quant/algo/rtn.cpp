@@ -1,7 +1,6 @@
 #include "quant/algo/rtn.h"
 
 #include <algorithm>
-#include <vector>
 
 #include "quant/algo/group_params.h"
 #include "quant/formats/bnb4.h"
@@ -23,15 +22,11 @@ QuantizedMatrix rtn_quantize(const float* w, int64_t rows, int64_t cols, const Q
   m.zeros.resize(size_t(rows * m.n_groups));
   m.g_idx.resize(size_t(cols));
   for (int64_t c = 0; c < cols; ++c) m.g_idx[size_t(c)] = int32_t(c / g);
-  std::vector<float> group(size_t(g + 1));
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t gi = 0; gi < m.n_groups; ++gi) {
       const int64_t c0 = gi * g, n = std::min(g, cols - c0);
       const float* x = w + r * cols + c0;
-      // The group plus one 0: the definition's [min, max], widened to contain 0 (rtn.h says why).
-      std::copy_n(x, n, group.begin());
-      group[size_t(n)] = 0.0f;
-      const GroupParams p = compute_group_params({group.data(), size_t(n + 1)}, spec);
+      const GroupParams p = compute_group_params({x, size_t(n)}, spec);  // widens to contain 0
       m.scales[size_t(r * m.n_groups + gi)] = p.scale;
       m.zeros[size_t(r * m.n_groups + gi)] = p.zero;
       for (int64_t i = 0; i < n; ++i) m.codes[size_t(r * cols + c0 + i)] = quantize_code(x[i], p, max_code(spec));
