@@ -43,9 +43,7 @@ struct ModelConfig {
   // RoPE (rope_type "default" only).
   double rope_theta = 10000.0;
   bool rope_interleave = false;
-  // config.json "dtype" ("torch_dtype" on hub configs). transformers keeps RoPE's inverse
-  // frequencies as a buffer of the model's dtype, so a bf16 checkpoint run in fp32 (loaded in
-  // bf16, then upcast) rotates by bf16-rounded frequencies; the decoder does the same.
+  // config.json "dtype" ("torch_dtype" on hub configs); see LoadOptions::rope_in_config_dtype.
   DType dtype = DType::F32;
 
   // MLA (DeepSeek): q_lora_rank 0 means a plain q_proj.

@@ -73,8 +73,8 @@ struct ArchDesc {
   ExpertStorage experts = ExpertStorage::PerExpert;
   bool granite_multipliers = false;  // embedding/residual/attention/logits multipliers
   bool head_dim_from_hidden = false; // ignore config head_dim (PhiMoE derives it)
-  // transformers keeps RoPE inverse frequencies in a buffer cast to the model's dtype (see
-  // ModelConfig::dtype); PhiMoE recomputes them in fp32 on every forward instead.
+  // Whether a model built in bf16 keeps bf16-rounded RoPE frequencies in its buffer
+  // (LoadOptions::rope_in_config_dtype); PhiMoE recomputes them in fp32 on every forward.
   bool inv_freq_in_model_dtype = true;
   // config.json keys, in order of preference (hub and transformers-5 spellings differ).
   std::vector<std::string_view> num_experts_keys{};

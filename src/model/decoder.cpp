@@ -14,12 +14,12 @@ namespace {
 class Decoder final : public Model {
  public:
   Decoder(ModelConfig config, std::shared_ptr<const Checkpoint> checkpoint, DenseStorage storage,
-          const QuantManifest* manifest)
+          const QuantManifest* manifest, bool rope_in_config_dtype)
       : c_(std::move(config)), w_(load_weights(c_, checkpoint, storage, manifest)), routing_(size_t(c_.num_layers)) {
     const int64_t rd = c_.rope_dim();
-    // As transformers: 1 / theta^(2i/d) in fp32, usually kept in the model's dtype
-    // (ModelConfig::dtype, ArchDesc::inv_freq_in_model_dtype).
-    const DType kept = c_.arch.inv_freq_in_model_dtype ? c_.dtype : DType::F32;
+    // As transformers: 1 / theta^(2i/d) in fp32, optionally rounded to the config's dtype
+    // (LoadOptions::rope_in_config_dtype, ArchDesc::inv_freq_in_model_dtype).
+    const DType kept = rope_in_config_dtype && c_.arch.inv_freq_in_model_dtype ? c_.dtype : DType::F32;
     for (int64_t i = 0; i < rd / 2; ++i) {
       float f = 1.0f / std::pow(float(c_.rope_theta), float(2 * i) / float(rd));
       if (kept == DType::BF16) f = bf16_to_f32(f32_to_bf16(f));
@@ -161,7 +161,7 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, const LoadO
   warn_nonfinite(*checkpoint);
   const std::optional<QuantManifest> manifest = read_manifest(dir);
   return std::make_unique<Decoder>(std::move(config), std::move(checkpoint), options.storage,
-                                   manifest ? &*manifest : nullptr);
+                                   manifest ? &*manifest : nullptr, options.rope_in_config_dtype);
 }
 
 }  // namespace moeq

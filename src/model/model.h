@@ -49,6 +49,11 @@ struct LayerRouting {
 
 struct LoadOptions {
   DenseStorage storage = DenseStorage::Mapped;
+  // RoPE inverse frequencies rounded to config.json's dtype: what transformers computes when
+  // the model is built in that dtype and then upcast with .float() (the buffer keeps the
+  // rounding). Off: fp32 frequencies, as from_pretrained(dtype=torch.float32) — the protocol of
+  // the trained models' references. The random fixtures were generated the first way.
+  bool rope_in_config_dtype = false;
 };
 
 class Model {
