@@ -23,16 +23,18 @@ TEST(Linears, MixtralSlotsAreCheckpointTensors) {
   auto model = Model::load(fixture("mixtral"));
   Checkpoint ck = Checkpoint::open(fixture("mixtral"));
   auto slots = model->linears();
-  // Per layer: q, k, v, o, router, 8 experts × 3; plus lm_head.
-  ASSERT_EQ(slots.size(), size_t(3 * (4 + 1 + 24) + 1));
+  // Per layer: q, k, v, o, router, 8 experts × 3; plus the embedding and lm_head.
+  ASSERT_EQ(slots.size(), size_t(3 * (4 + 1 + 24) + 2));
   for (const auto& s : slots) {
     EXPECT_TRUE(ck.contains(s.name)) << s.name;
     EXPECT_EQ((*s.op)->out_features(), ck.get(s.name).shape[0]) << s.name;
   }
-  EXPECT_EQ(slots[0].name, "model.layers.0.self_attn.q_proj.weight");
-  EXPECT_EQ(slots[5].name, "model.layers.0.block_sparse_moe.experts.0.w1.weight");
-  EXPECT_EQ(slots[5].projection, "gate");
-  EXPECT_EQ(slots[5].expert, 0);
+  EXPECT_EQ(slots[0].name, "model.embed_tokens.weight");
+  EXPECT_EQ(slots[0].role, TensorRole::Embedding);
+  EXPECT_EQ(slots[1].name, "model.layers.0.self_attn.q_proj.weight");
+  EXPECT_EQ(slots[6].name, "model.layers.0.block_sparse_moe.experts.0.w1.weight");
+  EXPECT_EQ(slots[6].projection, "gate");
+  EXPECT_EQ(slots[6].expert, 0);
   EXPECT_EQ(slots.back().role, TensorRole::LmHead);
   auto roles = count_roles(slots);
   EXPECT_EQ(roles[TensorRole::Router], 3);
@@ -75,6 +77,7 @@ class Counting final : public LinearOp {
     *rows_ += n;
     inner_->forward(x, n, y);
   }
+  void weight_rows(int64_t first, int64_t count, float* out) const override { inner_->weight_rows(first, count, out); }
   size_t storage_bytes() const override { return inner_->storage_bytes(); }
   std::string format_name() const override { return inner_->format_name(); }
 

@@ -1,6 +1,8 @@
 // Every quantized kernel path (scalar reference, AVX2, AVX-512; fused gemv and tile + sgemm)
 // against the reference kernels and against dequantize-then-matmul, for each format, on odd
-// shapes (in 448, 192, 128, 100; out not a multiple of 8), including act-order g_idx.
+// shapes (in 448, 192, 128, 100; out not a multiple of 8), including act-order g_idx; and the
+// rows of the stored matrix that embedding lookups read (weight_rows).
+#include <algorithm>
 #include <cmath>
 
 #include <gtest/gtest.h>
@@ -58,8 +60,21 @@ QuantizedMatrix as_stored(const QuantizedMatrix& m) {
   return unpack_gptq(pack_gptq(m));
 }
 
+// weight_rows (embedding lookups) gives exactly the stored matrix's rows, from any first row.
+void check_weight_rows(const QuantizedMatrix& stored, const LinearOp& op, const std::string& what) {
+  const std::vector<float> w = dequantize(stored);
+  for (int64_t first : {int64_t(0), int64_t(5), stored.rows - 3}) {
+    const int64_t count = std::min<int64_t>(20, stored.rows - first);
+    std::vector<float> rows(size_t(count * stored.cols), NAN);
+    op.weight_rows(first, count, rows.data());
+    const auto begin = w.begin() + first * stored.cols;
+    ASSERT_EQ(rows, std::vector<float>(begin, begin + count * stored.cols)) << what << " rows from " << first;
+  }
+}
+
 void check_all_paths(const QuantizedMatrix& m, const std::string& what) {
   const QuantizedMatrix stored = as_stored(m);
+  for (Isa isa : isas()) check_weight_rows(stored, *make_quant_linear(m, {.isa = isa}), what + " " + std::string(isa_name(isa)));
   for (int64_t n : {1, 3, 6, 16, 33}) {
     const std::vector<float> x = normal_values(n * m.cols, uint32_t(n));
     const Dense dense = dense_reference(stored, x, n);

@@ -3,14 +3,18 @@
 #include "quant/pipeline/quantize.h"
 
 #include <filesystem>
+#include <map>
 #include <fstream>
 
 #include <gtest/gtest.h>
 
+#include "arch/model_summary.h"
 #include "core/error.h"
 #include "eval/perplexity.h"
 #include "io/tokenizer.h"
 #include "model/model.h"
+#include "quant/formats/size.h"
+#include "quant/qtensor.h"
 #include "test_util.h"
 
 namespace moeq {
@@ -75,7 +79,7 @@ TEST(QuantizePipeline, Int8RtnFixtureMatchesOriginalAndKeepsRouterDense) {
   auto quantized = Model::load(out);
   for (const LinearSlot& s : quantized->linears()) {
     const std::string format = (*s.op)->format_name();
-    if (s.role == TensorRole::Router || s.role == TensorRole::LmHead)
+    if (s.role == TensorRole::Router || s.role == TensorRole::LmHead || s.role == TensorRole::Embedding)
       EXPECT_EQ(format, "bf16") << s.name << " must stay 16-bit";
     else
       EXPECT_EQ(format, s.projection == "down" ? "int8 g0 asym" : "int8 g64 asym") << s.name;
@@ -90,6 +94,60 @@ TEST(QuantizePipeline, Int8RtnFixtureMatchesOriginalAndKeepsRouterDense) {
   }
   EXPECT_GT(max_diff, 0.0) << "8-bit weights are not the bf16 weights";
   EXPECT_LT(max_diff, 0.02 * max_abs) << "8-bit RTN must stay close to the original";
+}
+
+// A rule without selectors leaves the embedding and lm_head alone; one naming their roles
+// quantizes them with RTN, and the model looks its embeddings up in the quantized table.
+TEST(QuantizePipeline, EmbeddingAndLmHeadQuantizeOnlyWhenNamed) {
+  const fs::path fixture = testing::shared_dir() / "fixtures/qwen3_moe";
+  const fs::path out = scratch("embedding");
+  const fs::path recipe = write_recipe("embedding", R"([[rule]]
+role = ["embedding", "lm_head"]
+method = "rtn"
+bits = 4
+group_size = 32
+
+[[rule]]
+method = "rtn"
+bits = 8
+group_size = 0
+)");
+  QuantizeOptions o = options(fixture, recipe, out);
+  o.calib_file.reset();
+  quantize_model(o);
+  auto original = Model::load(fixture);
+  auto quantized = Model::load(out);
+  std::map<TensorRole, std::string> formats;
+  for (const LinearSlot& s : quantized->linears()) formats[s.role] = (*s.op)->format_name();
+  EXPECT_EQ(formats[TensorRole::Embedding], "int4 g32 asym");
+  EXPECT_EQ(formats[TensorRole::LmHead], "int4 g32 asym");
+  EXPECT_EQ(formats[TensorRole::Attention], "int8 g0 asym");
+  EXPECT_EQ(formats[TensorRole::Router], "bf16");
+
+  // Each embedding value moves by at most one step of its group (half a step, plus the rounding
+  // of the zero point), and not all stay.
+  const std::vector<int32_t> ids = {0, 5, 17, 300, 42};
+  const Tensor a = original->embed(ids), b = quantized->embed(ids);
+  double max_diff = 0, max_abs = 0;
+  for (size_t i = 0; i < a.data.size(); ++i) {
+    max_diff = std::max(max_diff, double(std::fabs(a.data[i] - b.data[i])));
+    max_abs = std::max(max_abs, double(std::fabs(a.data[i])));
+  }
+  EXPECT_GT(max_diff, 0.0);
+  EXPECT_LE(max_diff, 2.0 * max_abs / 15.0);  // a group spans at most 2·max|w| in 15 steps
+
+  // `moeq info`: parameters at their logical shapes, bits both ways.
+  const ModelSummary before = summarize_model(fixture), after = summarize_model(out);
+  EXPECT_TRUE(after.quantized);
+  EXPECT_EQ(after.total.params, before.total.params);
+  const RoleTotals& emb = after.role(TensorRole::Embedding);
+  const int64_t vocab = before.vocab, hidden = before.hidden;
+  EXPECT_EQ(emb.quantized_params, vocab * hidden);
+  EXPECT_DOUBLE_EQ(emb.nominal_bits(), 4.0);
+  EXPECT_EQ(emb.bytes, quant_size(parse_quant_spec("int4 g32 asym"), vocab, hidden).total());
+  EXPECT_DOUBLE_EQ(after.role(TensorRole::Attention).nominal_bits(), 8.0);
+  EXPECT_EQ(after.role(TensorRole::Router).quantized_params, 0);
+  EXPECT_EQ(after.role(TensorRole::Router).bytes, before.role(TensorRole::Router).bytes);
 }
 
 TEST(QuantizePipeline, GptqBeatsRtnAtThreeBitsOnTheDemoModel) {

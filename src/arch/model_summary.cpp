@@ -9,6 +9,8 @@
 #include "arch/tensor_roles.h"
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "quant/formats/checkpoint_io.h"
+#include "quant/formats/manifest.h"
 
 namespace moeq {
 
@@ -48,16 +50,28 @@ void read_shape(ModelSummary& s, const json& j, const std::filesystem::path& fil
   s.tied_embeddings = c.tie_word_embeddings;
 }
 
-void count_tensors(ModelSummary& s, const Checkpoint& ck) {
+// A quantized weight's tensors (codes, scales, zeros, ...) count their bytes to the weight's
+// role; its parameters are counted once, at the logical shape the manifest records.
+void count_tensors(ModelSummary& s, const Checkpoint& ck, const QuantManifest* manifest) {
   for (const auto& [name, view] : ck.tensors()) {
-    const TensorInfo info = classify_tensor(name);
-    RoleTotals& r = s.by_role[size_t(info.role)];
+    const std::string weight = manifest ? stored_weight_name(name) : name;
+    const TensorQuant* q = manifest ? manifest->find(weight) : nullptr;
+    RoleTotals& r = s.by_role[size_t(classify_tensor(q ? weight : name).role)];
     for (RoleTotals* t : {&r, &s.total}) {
       t->tensors += 1;
-      t->params += view.numel();
       t->bytes += int64_t(view.nbytes);
+      if (!q) t->params += view.numel();
     }
   }
+  if (manifest)
+    for (const auto& [weight, q] : manifest->tensors) {
+      RoleTotals& r = s.by_role[size_t(classify_tensor(weight).role)];
+      for (RoleTotals* t : {&r, &s.total}) {
+        t->params += q.rows * q.cols;
+        t->quantized_params += q.rows * q.cols;
+        t->code_bits += double(q.spec.bits) * double(q.rows * q.cols);
+      }
+    }
   const int64_t routed = s.role(TensorRole::RoutedExpert).params;
   s.active_params = s.total.params;
   if (s.routed_experts > 0) s.active_params -= routed - routed / s.routed_experts * s.top_k;
@@ -69,7 +83,9 @@ ModelSummary summarize_model(const std::filesystem::path& dir, const Checkpoint&
   const std::filesystem::path config_file = dir / "config.json";
   ModelSummary s;
   read_shape(s, read_config(config_file), config_file);
-  count_tensors(s, checkpoint);
+  const std::optional<QuantManifest> manifest = read_manifest(dir);
+  s.quantized = manifest.has_value();
+  count_tensors(s, checkpoint, manifest ? &*manifest : nullptr);
   return s;
 }
 

@@ -13,9 +13,16 @@
 namespace moeq {
 
 struct RoleTotals {
-  int64_t tensors = 0;
-  int64_t params = 0;  // elements
-  int64_t bytes = 0;   // as stored in the checkpoint
+  int64_t tensors = 0;           // stored tensors (a quantized weight stores several)
+  int64_t params = 0;            // elements of the weights, quantized ones at their logical shape
+  int64_t bytes = 0;             // as stored in the checkpoint: codes, scales, zeros included
+  int64_t quantized_params = 0;  // elements of the quantized weights among them
+  double code_bits = 0;          // Σ format bits · elements over the quantized weights
+
+  // The paper's average (Li et al. 2024): format bits over the quantized weights only.
+  double nominal_bits() const { return quantized_params ? code_bits / double(quantized_params) : 0.0; }
+  // True storage: every stored byte of the role per parameter.
+  double stored_bits() const { return params ? 8.0 * double(bytes) / double(params) : 0.0; }
 };
 
 struct ModelSummary {
@@ -29,6 +36,7 @@ struct ModelSummary {
   int64_t top_k = 0;
   int64_t shared_experts = 0;  // DeepSeek's n_shared_experts; 1 for Qwen2-MoE's / GraniteMoeShared's shared MLP
   bool tied_embeddings = false;
+  bool quantized = false;      // config.json has moeq's quantization_config
   std::array<RoleTotals, size_t(TensorRole::Other) + 1> by_role{};  // indexed by TensorRole
   RoleTotals total;
   // Parameters one token runs through: everything but the routed experts, plus top_k of them.

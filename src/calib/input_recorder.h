@@ -21,6 +21,7 @@ class InputRecorder final : public LinearOp {
   int64_t in_features() const override { return inner_->in_features(); }
   int64_t out_features() const override { return inner_->out_features(); }
   void forward(const float* x, int64_t n, float* y) const override;
+  void weight_rows(int64_t first, int64_t count, float* out) const override { inner_->weight_rows(first, count, out); }
   size_t storage_bytes() const override { return inner_->storage_bytes(); }
   std::string format_name() const override { return inner_->format_name(); }
 

@@ -40,11 +40,16 @@ size_t DenseLinear::storage_bytes() const {
 
 Tensor DenseLinear::weight_f32() const {
   Tensor t({w_.rows, w_.cols});
-  if (f32_ptr_)
-    std::copy(f32_ptr_, f32_ptr_ + t.numel(), t.ptr());
-  else
-    convert_to_f32(w_.dtype, w_.data, t.ptr(), size_t(t.numel()));
+  weight_rows(0, w_.rows, t.ptr());
   return t;
+}
+
+void DenseLinear::weight_rows(int64_t first, int64_t count, float* out) const {
+  const int64_t begin = first * w_.cols, n = count * w_.cols;
+  if (f32_ptr_)
+    std::copy(f32_ptr_ + begin, f32_ptr_ + begin + n, out);
+  else
+    convert_to_f32(w_.dtype, w_.data + size_t(begin) * dtype_size(w_.dtype), out, size_t(n));
 }
 
 std::string DenseLinear::format_name() const {

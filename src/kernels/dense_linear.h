@@ -39,6 +39,7 @@ class DenseLinear final : public LinearOp {
   int64_t in_features() const override { return w_.cols; }
   int64_t out_features() const override { return w_.rows; }
   void forward(const float* x, int64_t n, float* y) const override;
+  void weight_rows(int64_t first, int64_t count, float* out) const override;
   size_t storage_bytes() const override;
   std::string format_name() const override;
   // The weights as an owning fp32 [out, in] tensor (what quantizers start from).

@@ -19,6 +19,9 @@ class LinearOp {
   // Bias, if any, is the caller's. Must be safe to call from one thread while other LinearOps
   // run on other threads; internal parallelism uses OpenMP.
   virtual void forward(const float* x, int64_t n, float* y) const = 0;
+  // Rows [first, first + count) of W in fp32, [count, in] row-major: an embedding table is
+  // looked up through the same op as a matmul weight, quantized or not.
+  virtual void weight_rows(int64_t first, int64_t count, float* out) const = 0;
   // Bytes this op keeps for its weights (payload + scales + zeros), for memory reports.
   virtual size_t storage_bytes() const = 0;
   // Human-readable format, e.g. "bf16", "int4 g128 asym", "nf4 dq".

@@ -41,10 +41,9 @@ class Decoder final : public Model {
   Tensor embed(std::span<const int32_t> ids) const override {
     const int64_t h = c_.hidden_size;
     Tensor out({int64_t(ids.size()), h});
-    const size_t row_bytes = size_t(h) * dtype_size(w_.embedding.dtype);
     for (size_t t = 0; t < ids.size(); ++t) {
       if (ids[t] < 0 || ids[t] >= c_.vocab_size) fail("token id {} is outside the vocabulary [0, {})", ids[t], c_.vocab_size);
-      convert_to_f32(w_.embedding.dtype, w_.embedding.data + size_t(ids[t]) * row_bytes, out.row(int64_t(t)), size_t(h));
+      w_.embedding.op->weight_rows(ids[t], 1, out.row(int64_t(t)));
     }
     if (c_.embedding_multiplier != 1.0)
       for (float& v : out.data) v *= float(c_.embedding_multiplier);
@@ -111,6 +110,8 @@ class Decoder final : public Model {
     auto add = [&](Linear& l, int layer) {
       out.push_back({l.name, l.role, layer, l.expert, l.projection, &l.op});
     };
+    // A tied embedding is the lm_head's matrix: one slot for the tensor.
+    if (!c_.tie_word_embeddings) add(w_.embedding, -1);
     for (size_t i = 0; i < w_.layers.size(); ++i) for_each_linear(w_.layers[i], [&](Linear& l) { add(l, int(i)); });
     add(w_.lm_head, -1);
     return out;

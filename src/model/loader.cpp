@@ -171,7 +171,7 @@ DecoderWeights load_weights(const ModelConfig& c, std::shared_ptr<const Checkpoi
   Loader ld(c, ck, storage, manifest);
   DecoderWeights w;
   const int64_t h = c.hidden_size, v = c.vocab_size;
-  w.embedding = ld.view("model.embed_tokens.weight", {v, h});
+  w.embedding = ld.linear("model.embed_tokens", v, h, TensorRole::Embedding, "embed");
   w.layers.reserve(size_t(c.num_layers));
   for (int i = 0; i < int(c.num_layers); ++i) w.layers.push_back(ld.layer(i));
   w.final_norm = ld.norm("model.norm", h);

@@ -12,7 +12,7 @@
 namespace moeq {
 
 struct DecoderWeights {
-  WeightView embedding;  // [vocab, hidden], stored dtype
+  Linear embedding;  // [vocab, hidden], looked up with LinearOp::weight_rows
   std::vector<Layer> layers;
   Norm final_norm;
   Linear lm_head;

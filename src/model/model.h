@@ -31,9 +31,9 @@ struct LinearSlot {
   // "model.layers.0.block_sparse_moe.input_linear.weight[5].up" (rows ffn..2·ffn of expert 5).
   std::string name;
   TensorRole role;
-  int layer = -1;          // -1 for lm_head
+  int layer = -1;          // -1 for the embedding and lm_head
   int expert = -1;         // routed-expert index, else -1
-  std::string projection;  // "q","k","v","o","q_a","q_b","kv_a","kv_b","gate","up","down","router","shared_gate","lm_head"
+  std::string projection;  // "q","k","v","o","q_a","q_b","kv_a","kv_b","gate","up","down","router","shared_gate","embed","lm_head"
   LinearPtr* op;           // the op in the model: replace it to quantize, wrap it to observe inputs
 };
 
@@ -73,7 +73,8 @@ class Model {
                          KVCache* cache = nullptr) = 0;
   virtual std::unique_ptr<KVCache> new_cache(int64_t batch, int64_t max_len) const = 0;
 
-  // Every linear layer (attention, router, experts, dense MLP, lm_head), in forward order.
+  // Every weight matrix in forward order: the embedding table (unless tied to lm_head), then
+  // attention, router, experts and dense MLPs block by block, then lm_head.
   virtual std::vector<LinearSlot> linears() = 0;
 
   // The forward pass one block at a time (calibration, parity tests): forward() is

@@ -90,6 +90,22 @@ void IntQuantLinear::gemv(const float* xp, int64_t n, float* y) const {
   for (int64_t t = 0; t < n; ++t) std::copy_n(yp + t * L.out_pad, L.out, y + t * L.out);
 }
 
+// Rows of W are outputs here: dequantize the kOutPad-wide tile holding each and read its column
+// back into input order.
+void IntQuantLinear::weight_rows(int64_t first, int64_t count, float* out) const {
+  const IntLayout& L = layout_;
+  std::vector<float> tile(size_t(L.in_pad * kOutPad));
+  int64_t tile_o0 = -1;
+  for (int64_t o = first; o < first + count; ++o) {
+    const int64_t o0 = o / kOutPad * kOutPad;
+    if (o0 != tile_o0) kernels_->int_dequant(L, o0, o0 + kOutPad, tile.data());
+    tile_o0 = o0;
+    float* row = out + (o - first) * L.in;
+    for (int64_t i = 0; i < L.in_pad; ++i)
+      if (const int32_t c = L.src_col[size_t(i)]; c >= 0) row[c] = tile[size_t(i * kOutPad + (o - o0))];
+  }
+}
+
 Bnb4QuantLinear::Bnb4QuantLinear(Bnb4Tensors tensors, const QuantLinearOptions& options)
     : t_(std::move(tensors)), kernels_(pick_kernels(options)), gemm_min_tokens_(options.gemm_min_tokens) {}
 
@@ -116,6 +132,10 @@ void Bnb4QuantLinear::forward(const float* x, int64_t n, float* y) const {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(r1 - r0), int(cols), 1.0f, x, int(cols),
                 tile.data(), int(cols), 0.0f, y + r0, int(rows));
   }
+}
+
+void Bnb4QuantLinear::weight_rows(int64_t first, int64_t count, float* out) const {
+  kernels_->bnb4_dequant(t_, first, first + count, out);
 }
 
 LinearPtr make_quant_linear(const QuantizedMatrix& m, const QuantLinearOptions& options) {

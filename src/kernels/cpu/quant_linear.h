@@ -29,6 +29,7 @@ class IntQuantLinear final : public LinearOp {
   int64_t in_features() const override { return layout_.in; }
   int64_t out_features() const override { return layout_.out; }
   void forward(const float* x, int64_t n, float* y) const override;
+  void weight_rows(int64_t first, int64_t count, float* out) const override;
   size_t storage_bytes() const override;
   std::string format_name() const override { return to_string(spec_); }
 
@@ -49,6 +50,7 @@ class Bnb4QuantLinear final : public LinearOp {
   int64_t in_features() const override { return t_.cols; }
   int64_t out_features() const override { return t_.rows; }
   void forward(const float* x, int64_t n, float* y) const override;
+  void weight_rows(int64_t first, int64_t count, float* out) const override;
   size_t storage_bytes() const override;
   std::string format_name() const override { return to_string(t_.spec); }
 

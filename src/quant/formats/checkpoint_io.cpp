@@ -94,6 +94,13 @@ std::string linear_prefix(const std::string& weight_name) {
   return weight_name;
 }
 
+std::string stored_weight_name(const std::string& tensor_name) {
+  for (std::string_view suffix : {".qweight", ".qzeros", ".scales", ".g_idx", ".input_scale"})
+    if (tensor_name.ends_with(suffix)) return tensor_name.substr(0, tensor_name.size() - suffix.size()) + ".weight";
+  if (const size_t at = tensor_name.rfind(".weight."); at != std::string::npos) return tensor_name.substr(0, at + 7);
+  return tensor_name;
+}
+
 std::vector<TensorToWrite> quantized_linear_tensors(const std::string& weight_name, const QuantizedMatrix& m,
                                                     std::span<const float> input_scale) {
   const std::string prefix = linear_prefix(weight_name);
@@ -128,6 +135,14 @@ void InputScaledLinear::forward(const float* x, int64_t n, float* y) const {
   for (int64_t r = 0; r < n; ++r)
     for (int64_t c = 0; c < in; ++c) scaled[size_t(r * in + c)] = x[r * in + c] * inv_scale_[size_t(c)];
   inner_->forward(scaled.data(), n, y);
+}
+
+// W = W'·diag(1/s): the stored rows divided by the scale of their column.
+void InputScaledLinear::weight_rows(int64_t first, int64_t count, float* out) const {
+  inner_->weight_rows(first, count, out);
+  const int64_t in = in_features();
+  for (int64_t r = 0; r < count; ++r)
+    for (int64_t c = 0; c < in; ++c) out[r * in + c] *= inv_scale_[size_t(c)];
 }
 
 }  // namespace moeq

@@ -31,6 +31,11 @@ std::string linear_prefix(const std::string& weight_name);
 std::vector<TensorToWrite> quantized_linear_tensors(const std::string& weight_name, const QuantizedMatrix& m,
                                                     std::span<const float> input_scale = {});
 
+// The weight a stored tensor belongs to: "X.weight" for X.qweight / X.qzeros / X.scales /
+// X.g_idx / X.input_scale and for bitsandbytes' "X.weight.absmax"-style companions; any other
+// name is its own weight.
+std::string stored_weight_name(const std::string& tensor_name);
+
 // Reads the quantized linear `weight_name` with `spec` from `checkpoint` and builds its op.
 // Throws moeq::Error naming the file and tensor when a tensor is missing or its shape disagrees
 // with [out, in] and the spec.
@@ -44,6 +49,7 @@ class InputScaledLinear final : public LinearOp {
   int64_t in_features() const override { return inner_->in_features(); }
   int64_t out_features() const override { return inner_->out_features(); }
   void forward(const float* x, int64_t n, float* y) const override;
+  void weight_rows(int64_t first, int64_t count, float* out) const override;
   size_t storage_bytes() const override { return inner_->storage_bytes() + inv_scale_.size() * sizeof(float); }
   std::string format_name() const override { return inner_->format_name() + " awq"; }
   std::span<const float> inverse_scale() const { return inv_scale_; }

@@ -41,7 +41,8 @@ nlohmann::json QuantManifest::to_json() const {
                   {"bits", q.spec.bits},
                   {"group_size", q.spec.group_size},
                   {"symmetric", q.spec.symmetric},
-                  {"double_quant", q.spec.double_quant}};
+                  {"double_quant", q.spec.double_quant},
+                  {"shape", {q.rows, q.cols}}};
   return {{"quant_method", "moeq"}, {"format_version", kFormatVersion}, {"zeros", "stored"}, {"tensors", list}};
 }
 
@@ -69,6 +70,10 @@ QuantManifest QuantManifest::from_json(const nlohmann::json& config, const std::
     q.spec.group_size = field<int>(entry, "group_size", at);
     q.spec.symmetric = field<bool>(entry, "symmetric", at);
     q.spec.double_quant = field<bool>(entry, "double_quant", at);
+    const auto shape = field<std::vector<int64_t>>(entry, "shape", at);
+    if (shape.size() != 2 || shape[0] < 1 || shape[1] < 1) fail("{}: field 'shape' must be [out, in]", at);
+    q.rows = shape[0];
+    q.cols = shape[1];
     m.tensors.emplace(name, q);
   }
   return m;

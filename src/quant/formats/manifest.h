@@ -4,7 +4,8 @@
 //   "quantization_config": {
 //     "quant_method": "moeq", "format_version": 1, "zeros": "stored",
 //     "tensors": { "<HF weight name>": {"method": "gptq", "format": "int", "bits": 4,
-//                                       "group_size": 128, "symmetric": false, "double_quant": false} } }
+//                                       "group_size": 128, "symmetric": false, "double_quant": false,
+//                                       "shape": [out, in]} } }
 #pragma once
 
 #include <filesystem>
@@ -21,6 +22,7 @@ namespace moeq {
 struct TensorQuant {
   std::string method;  // "rtn", "gptq", "awq"
   QuantSpec spec;
+  int64_t rows = 0, cols = 0;  // the weight's logical shape [out, in] (reports count parameters)
 };
 
 struct QuantManifest {

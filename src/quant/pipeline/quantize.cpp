@@ -259,7 +259,7 @@ class QuantizeJob {
     for (const auto& e : plan_.entries)
       if (e.action.quantizes())
         manifest.tensors[e.unit.name] = {std::string(plan::method_name(e.action.method)),
-                                         effective_spec(e, o_.indivisible)};
+                                         effective_spec(e, o_.indivisible), e.unit.rows, e.unit.cols};
     json config = read_json(o_.model_dir / "config.json");
     config["quantization_config"] = manifest.to_json();
     write_text_atomically(partial_ / "config.json", config.dump(2));

@@ -110,7 +110,7 @@ std::vector<Rule> exact_name_rules(std::span<const QuantUnit> units, std::span<c
     if (!actions[i]) continue;
     Rule rule;
     rule.select.name_regex = exact_name_pattern(units[i].name);
-    if (is_protected_role(units[i].role)) rule.select.roles = {units[i].role};
+    if (needs_named_role(units[i].role)) rule.select.roles = {units[i].role};
     rule.action = *actions[i];
     rules.push_back(std::move(rule));
   }

@@ -17,7 +17,7 @@ RuleMatcher::RuleMatcher(std::span<const Rule> rules, std::string_view source) :
 
 bool RuleMatcher::matches(size_t index, const QuantUnit& unit) const {
   const Selector& s = rules_[index].select;
-  if (s.roles.empty() ? is_protected_role(unit.role) : !s.names_role(unit.role)) return false;
+  if (s.roles.empty() ? needs_named_role(unit.role) : !s.names_role(unit.role)) return false;
   if (s.layers && (unit.layer < 0 || !s.layers->contains(unit.layer))) return false;
   if (s.experts && (unit.expert < 0 || !s.experts->contains(unit.expert))) return false;
   if (!s.projections.empty() &&

@@ -86,4 +86,8 @@ bool is_protected_role(TensorRole role) {
   return role == TensorRole::Router || role == TensorRole::SharedExpertGate;
 }
 
+bool needs_named_role(TensorRole role) {
+  return is_protected_role(role) || role == TensorRole::Embedding || role == TensorRole::LmHead;
+}
+
 }  // namespace moeq::plan

@@ -60,5 +60,9 @@ std::string describe(const QuantAction& action);
 // Routers and the shared-expert gate steer tokens; quantizing them changes which experts run,
 // so they stay 16-bit unless a rule names their role explicitly.
 bool is_protected_role(TensorRole role);
+// Roles a rule selects only when its role selector names them: the protected ones, and the
+// embedding and lm_head, which stay 16-bit by default (they hold a large share of a small
+// model's bytes, so a recipe quantizes them on purpose, with RTN).
+bool needs_named_role(TensorRole role);
 
 }  // namespace moeq::plan
