@@ -1,5 +1,6 @@
 #include "quant/algo/group_params.h"
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -45,6 +46,35 @@ TEST(GroupParams, HandComputedAsymmetricSymmetricAndAllPositive) {
 
   const float zeros[] = {0.0f, 0.0f};
   EXPECT_EQ(compute_group_params(zeros, asym2).scale, 1e-8f);
+}
+
+double squared_error(std::span<const float> w, GroupParams p, const QuantSpec& spec) {
+  double e = 0;
+  for (float x : w) e += std::pow(double(x) - dequantize_code(quantize_code(x, p, max_code(spec)), p), 2);
+  return e;
+}
+
+// The range search equals a brute force over the same shrink factors, never loses to min/max,
+// and clips a lone outlier so that the other weights get finer steps.
+TEST(GroupParams, RangeSearchFindsTheLeastSquaredErrorShrink) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> w(128);
+  for (float& x : w) x = normal(rng);
+  w[17] = 9.0f;  // an outlier
+  for (const char* text : {"int4 g128 asym", "int3 g128 sym", "int2 g128 asym"}) {
+    const QuantSpec spec = parse_quant_spec(text);
+    const GroupParams plain = compute_group_params(w, spec), searched = search_group_params(w, spec, {});
+    double best = squared_error(w, plain, spec);
+    for (int i = 1; i < 80; ++i) {
+      const float p = 1.0f - float(i) / 100.0f;
+      std::vector<float> shrunk = {p * *std::min_element(w.begin(), w.end()), p * *std::max_element(w.begin(), w.end())};
+      best = std::min(best, squared_error(w, compute_group_params(shrunk, spec), spec));
+    }
+    EXPECT_DOUBLE_EQ(squared_error(w, searched, spec), best) << text;
+    EXPECT_LT(searched.scale, plain.scale) << text;
+    EXPECT_LT(squared_error(w, searched, spec), squared_error(w, plain, spec)) << text;
+  }
 }
 
 TEST(GroupParams, RoundHalfEvenMatchesNearbyint) {

@@ -111,6 +111,7 @@ GroupLayout make_layout(const QuantSpec& spec, const GptqOptions& opt, int64_t c
 // State of one GPTQ sweep over the permuted weights.
 struct Sweep {
   const QuantSpec& spec;
+  const std::optional<RangeSearch>& range_search;
   const GroupLayout& layout;
   const std::vector<int64_t>& perm;
   const std::vector<float>& hinv;  // cols×cols, upper
@@ -118,6 +119,11 @@ struct Sweep {
   std::vector<float> w;            // rows×cols, columns permuted; updated in place
   std::vector<GroupParams> params; // rows×groups
   std::vector<uint8_t> codes;      // rows×cols, permuted order
+
+  GroupParams group_params(const float* w, int64_t n) const {
+    const std::span<const float> group{w, size_t(n)};
+    return range_search ? search_group_params(group, spec, *range_search) : compute_group_params(group, spec);
+  }
 
   int64_t group_at(int64_t k) const {
     return layout.upfront ? perm[size_t(k)] / layout.size : k / layout.size;
@@ -132,7 +138,7 @@ struct Sweep {
     double loss = 0.0;
     for (int64_t k = i1; k < i2; ++k) {
       if (!layout.upfront && k % layout.size == 0)
-        pr[k / layout.size] = compute_group_params({wr + k, size_t(std::min(layout.size, cols - k))}, spec);
+        pr[k / layout.size] = group_params(wr + k, std::min(layout.size, cols - k));
       const GroupParams p = pr[group_at(k)];
       const float x = wr[k];
       const uint8_t code = quantize_code(x, p, maxq);
@@ -224,7 +230,7 @@ GptqResult gptq_quantize(const Tensor& w_in, const Tensor& hessian, const QuantS
   result.damp = damped_inverse_factor(hp, n, opt.damp_percent, hinv);
 
   const GroupLayout layout = make_layout(spec, opt, cols);
-  Sweep sweep{spec, layout, perm, hinv, rows, cols, std::vector<float>(w0.size()),
+  Sweep sweep{spec, opt.range_search, layout, perm, hinv, rows, cols, std::vector<float>(w0.size()),
               std::vector<GroupParams>(size_t(rows * layout.count)), std::vector<uint8_t>(w0.size())};
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t k = 0; k < cols; ++k) sweep.w[size_t(r * cols + k)] = w0[size_t(r * cols + perm[k])];
@@ -232,7 +238,7 @@ GptqResult gptq_quantize(const Tensor& w_in, const Tensor& hessian, const QuantS
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t g = 0; g < layout.count; ++g) {
         const int64_t c0 = g * layout.size, len = std::min(layout.size, cols - c0);
-        sweep.params[size_t(r * layout.count + g)] = compute_group_params({w0.data() + r * cols + c0, size_t(len)}, spec);
+        sweep.params[size_t(r * layout.count + g)] = sweep.group_params(w0.data() + r * cols + c0, len);
       }
   result.loss = sweep.run();
 

@@ -18,7 +18,10 @@
 // Scales and zeros follow quant/algo/group_params.h, so with H = I the codes equal RTN's.
 #pragma once
 
+#include <optional>
+
 #include "core/tensor.h"
+#include "quant/algo/group_params.h"
 #include "quant/qtensor.h"
 
 namespace moeq {
@@ -28,6 +31,8 @@ struct GptqOptions {
   int block_size = 128;        // lazy-update block (columns); only speed, not the result
   bool act_order = false;      // quantize columns by descending H_ii
   bool static_groups = false;  // group params from the original weights, before any update
+  // Group ranges by search_group_params (the reference's `mse` option) instead of min/max.
+  std::optional<RangeSearch> range_search;
   // true_sequential (quantizing q/k/v before o, gate/up before down, re-collecting inputs in
   // between) is the caller's business: it decides which inputs each Hessian is built from.
 };

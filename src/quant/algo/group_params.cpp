@@ -1,6 +1,7 @@
 #include "quant/algo/group_params.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/error.h"
 
@@ -32,20 +33,51 @@ Range range_of(std::span<const float> w) {
   return {*std::min_element(lo, lo + kLanes), *std::max_element(hi, hi + kLanes)};
 }
 
+GroupParams params_for_range(float lo, float hi, const QuantSpec& spec) {
+  if (spec.symmetric) {
+    const float qmax = float((1 << (spec.bits - 1)) - 1);
+    return {std::max(std::max(std::fabs(lo), std::fabs(hi)) / qmax, 1e-8f), float(1 << (spec.bits - 1))};
+  }
+  const float scale = std::max((hi - lo) / float((1 << spec.bits) - 1), 1e-8f);
+  return {scale, round_half_even(-lo / scale)};
+}
+
+float range_error(std::span<const float> w, GroupParams p, int maxq) {
+  float err = 0.0f;
+  for (float x : w) {
+    const float d = x - dequantize_code(quantize_code(x, p, maxq), p);
+    err += d * d;
+  }
+  return err;
+}
+
+
 }  // namespace
 
 GroupParams compute_group_params(std::span<const float> w, const QuantSpec& spec) {
   MOEQ_ASSERT(!w.empty());
   const Range r = range_of(w);
-  if (spec.symmetric) {
-    const float absmax = std::max(std::fabs(r.lo), std::fabs(r.hi));
-    const float qmax = float((1 << (spec.bits - 1)) - 1);
-    return {std::max(absmax / qmax, 1e-8f), float(1 << (spec.bits - 1))};
+  return params_for_range(std::min(r.lo, 0.0f), std::max(r.hi, 0.0f), spec);  // widened to contain 0
+}
+
+GroupParams search_group_params(std::span<const float> w, const QuantSpec& spec, const RangeSearch& search) {
+  MOEQ_ASSERT(!w.empty() && search.grid > 0);
+  const Range r = range_of(w);
+  const float lo = std::min(r.lo, 0.0f), hi = std::max(r.hi, 0.0f);
+  const int maxq = max_code(spec);
+  GroupParams best = params_for_range(lo, hi, spec);
+  float best_err = range_error(w, best, maxq);
+  const int steps = int(search.max_shrink * float(search.grid));
+  for (int i = 1; i < steps; ++i) {
+    const float p = 1.0f - float(i) / float(search.grid);
+    const GroupParams candidate = params_for_range(p * lo, p * hi, spec);
+    const float err = range_error(w, candidate, maxq);
+    if (err < best_err) {
+      best_err = err;
+      best = candidate;
+    }
   }
-  const float lo = std::min(r.lo, 0.0f), hi = std::max(r.hi, 0.0f);  // widened to contain 0
-  const float qmax = float((1 << spec.bits) - 1);
-  const float scale = std::max((hi - lo) / qmax, 1e-8f);
-  return {scale, round_half_even(-lo / scale)};
+  return best;
 }
 
 void check_int_spec(const QuantSpec& spec, const char* what) {

@@ -35,6 +35,18 @@ struct GroupParams {
 // Scale and zero of one group of weights under an Int spec (spec.bits, spec.symmetric).
 GroupParams compute_group_params(std::span<const float> w, const QuantSpec& spec);
 
+// The reference GPTQ quantizer's `mse` search: the group's (0-widened) range shrunk by
+// p = 1, 1 − 1/grid, … down to 1 − max_shrink, each candidate's params as above, keeping the one
+// with the smallest Σ (w − ŵ)². Clipping a few outliers lets the other weights of the group use
+// finer steps; p = 1 is the plain parameters, so the result is never worse in that error. (The
+// reference measures Σ |w − ŵ|^2.4; a power per weight and candidate costs more than the rest of
+// GPTQ here, and the square is what the layer's output error sums.)
+struct RangeSearch {
+  int grid = 100;
+  float max_shrink = 0.8f;
+};
+GroupParams search_group_params(std::span<const float> w, const QuantSpec& spec, const RangeSearch& search);
+
 // Largest code: 2^bits − 1 (symmetric codes are offset by 2^(bits−1), so the range is the same).
 inline int max_code(const QuantSpec& spec) { return (1 << spec.bits) - 1; }
 

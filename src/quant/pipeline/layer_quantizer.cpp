@@ -163,7 +163,8 @@ class LayerQuantizer {
 
   QuantizedMatrix run_gptq(const Tensor& w, const Tensor& hessian, const QuantSpec& spec, UnitResult& r) {
     const auto& g = job_.settings->gptq;
-    GptqOptions opt{float(g.damp_percent), int(g.block_size), g.act_order, g.static_groups};
+    GptqOptions opt{float(g.damp_percent), int(g.block_size), g.act_order, g.static_groups,
+                    g.mse ? std::optional<RangeSearch>(RangeSearch{}) : std::nullopt};
     GptqResult res = gptq_quantize(w, hessian, spec, opt);
     r.method = "gptq";
     r.loss = res.loss;

@@ -193,13 +193,14 @@ void parse_settings(const toml::table& root, const std::string& source, RecipeSe
   s.calibration.seed = get_count(calib, "seed", calib_at, s.calibration.seed, 0);
   s.calibration.file = get<std::string>(calib, "file", calib_at).value_or("");
 
-  auto [gptq, gptq_at] = section(root, "gptq", source, {"damp_percent", "block_size", "act_order", "static_groups"});
+  auto [gptq, gptq_at] = section(root, "gptq", source, {"damp_percent", "block_size", "act_order", "static_groups", "mse"});
   s.gptq.damp_percent = get<double>(gptq, "damp_percent", gptq_at).value_or(s.gptq.damp_percent);
   if (!(s.gptq.damp_percent >= 0 && s.gptq.damp_percent < 1))
     fail("{}: field 'damp_percent' = {} must be in [0, 1)", gptq_at, s.gptq.damp_percent);
   s.gptq.block_size = get_count(gptq, "block_size", gptq_at, s.gptq.block_size, 1);
   s.gptq.act_order = get<bool>(gptq, "act_order", gptq_at).value_or(s.gptq.act_order);
   s.gptq.static_groups = get<bool>(gptq, "static_groups", gptq_at).value_or(s.gptq.static_groups);
+  s.gptq.mse = get<bool>(gptq, "mse", gptq_at).value_or(s.gptq.mse);
 
   auto [awq, awq_at] = section(root, "awq", source, {"n_grid", "duo_scaling", "clip"});
   s.awq.n_grid = get_count(awq, "n_grid", awq_at, s.awq.n_grid, 1);

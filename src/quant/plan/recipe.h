@@ -64,6 +64,7 @@ struct GptqSettings {
   int64_t block_size = 128;
   bool act_order = false;
   bool static_groups = false;
+  bool mse = false;  // search each group's range for the least squared error (GPTQ's `mse`)
   bool operator==(const GptqSettings&) const = default;
 };
 

@@ -93,8 +93,9 @@ void write_settings(std::string& out, const Recipe& recipe) {
                      s.calibration.seqlen, s.calibration.seed);
   if (!s.calibration.file.empty()) out += fmt::format("file = {}\n", quote(s.calibration.file));
   if (gptq || s.gptq != defaults.gptq)
-    out += fmt::format("\n[gptq]\ndamp_percent = {}\nblock_size = {}\nact_order = {}\nstatic_groups = {}\n",
-                       number(s.gptq.damp_percent), s.gptq.block_size, s.gptq.act_order, s.gptq.static_groups);
+    out += fmt::format("\n[gptq]\ndamp_percent = {}\nblock_size = {}\nact_order = {}\nstatic_groups = {}\nmse = {}\n",
+                       number(s.gptq.damp_percent), s.gptq.block_size, s.gptq.act_order, s.gptq.static_groups,
+                       s.gptq.mse);
   if (awq || s.awq != defaults.awq)
     out += fmt::format("\n[awq]\nn_grid = {}\nduo_scaling = {}\nclip = {}\n", s.awq.n_grid, s.awq.duo_scaling,
                        s.awq.clip);
