@@ -54,11 +54,20 @@ void print_table(const ModelSummary& s) {
   fmt::print("experts       {} routed, top-{}, {} shared\n", s.routed_experts, s.top_k, s.shared_experts);
   fmt::print("vocab         {}{}\n\n", s.vocab, s.tied_embeddings ? " (lm_head tied to embedding)" : "");
 
-  const std::string header = fmt::format("{:<20}{:>8}{:>14}{:>9}{:>14}", "role", "tensors", "params", "share", "bytes");
+  // Quantized models add the share of each role's parameters that is quantized, their average
+  // format bits (the paper's count) and the role's stored bits per parameter (true bytes).
+  std::string header = fmt::format("{:<20}{:>8}{:>14}{:>9}{:>14}", "role", "tensors", "params", "share", "bytes");
+  if (s.quantized) header += fmt::format("{:>12}{:>13}{:>14}", "quantized", "bits(paper)", "bits(stored)");
   fmt::print("{}\n{}\n", header, std::string(header.size(), '-'));
   auto line = [&](const char* label, const RoleTotals& t) {
     const double share = s.total.params ? 100.0 * double(t.params) / double(s.total.params) : 0.0;
-    fmt::print("{:<20}{:>8}{:>14}{:>8.2f}%{:>14}\n", label, t.tensors, grouped(t.params), share, mib(t.bytes));
+    fmt::print("{:<20}{:>8}{:>14}{:>8.2f}%{:>14}", label, t.tensors, grouped(t.params), share, mib(t.bytes));
+    if (s.quantized) {
+      const double quantized = t.params ? 100.0 * double(t.quantized_params) / double(t.params) : 0.0;
+      const std::string nominal = t.quantized_params ? fmt::format("{:.3f}", t.nominal_bits()) : "-";
+      fmt::print("{:>11.1f}%{:>13}{:>14.3f}", quantized, nominal, t.stored_bits());
+    }
+    fmt::print("\n");
   };
   for (const Row& row : kRows)
     if (row.always || s.role(row.role).tensors > 0) line(row.label, s.role(row.role));
@@ -68,7 +77,12 @@ void print_table(const ModelSummary& s) {
 }
 
 nlohmann::json totals_json(const RoleTotals& t) {
-  return {{"tensors", t.tensors}, {"params", t.params}, {"bytes", t.bytes}};
+  return {{"tensors", t.tensors},
+          {"params", t.params},
+          {"bytes", t.bytes},
+          {"quantized_params", t.quantized_params},
+          {"nominal_bits", t.nominal_bits()},
+          {"stored_bits", t.stored_bits()}};
 }
 
 void print_json(const ModelSummary& s) {
@@ -80,6 +94,7 @@ void print_json(const ModelSummary& s) {
       {"hidden", s.hidden},                 {"vocab", s.vocab},
       {"routed_experts", s.routed_experts}, {"top_k", s.top_k},
       {"shared_experts", s.shared_experts}, {"tied_embeddings", s.tied_embeddings},
+      {"quantized", s.quantized},
       {"roles", roles},                     {"total", totals_json(s.total)},
       {"active_params", s.active_params},
   };

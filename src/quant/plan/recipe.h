@@ -64,7 +64,10 @@ struct GptqSettings {
   int64_t block_size = 128;
   bool act_order = false;
   bool static_groups = false;
-  bool mse = false;  // search each group's range for the least squared error (GPTQ's `mse`)
+  // Search each group's range for the least squared error (GPTQ's `mse`). On by default: on
+  // mixtral INT4 g128 it took the perplexity increase from +2.02% to +1.73% on WikiText-2 (200
+  // windows) and from +1.75% to +1.38% in-domain, for ~no time.
+  bool mse = true;
   bool operator==(const GptqSettings&) const = default;
 };
 
