@@ -3,7 +3,7 @@
 // weight and quantization time, next to the bf16 original. Prints one JSON document.
 //
 //   build/bench/quantize_bench --shared ../shared --models mixtral,qwen2_moe --recipes recipes/gptq-int4.toml
-//       [--windows N] [--work DIR] [--calib-samples N]
+//       [--windows N] [--work DIR] [--calib-samples N] [--markdown FILE]
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "core/atomic_file.h"
 #include "eval/perplexity.h"
 #include "io/tokenizer.h"
 #include "model/model.h"
@@ -48,6 +49,23 @@ json measure(const fs::path& model_dir, const std::vector<int32_t>& wiki, const 
           {"eval_tokens_per_second", double(w.windows * 512) / seconds}, {"bytes", folder_bytes(model_dir)}};
 }
 
+// One Markdown table: a row per (model, recipe), perplexities with their change from the
+// model's bf16 row, MiB on disk, quantization seconds.
+std::string markdown(const json& rows) {
+  std::string out =
+      "| model | recipe | WikiText-2 ppl | Δ | in-domain ppl | Δ | MiB | quantize s |\n|---|---|---|---|---|---|---|---|\n";
+  json base;
+  for (const json& r : rows) {
+    if (r["recipe"] == "bf16") base = r;
+    auto delta = [&](const char* key) { return 100.0 * (r[key].get<double>() / base[key].get<double>() - 1.0); };
+    out += fmt::format("| {} | {} | {:.3f} | {:+.2f}% | {:.3f} | {:+.2f}% | {:.2f} | {:.1f} |\n", r["model"].get<std::string>(),
+                       r["recipe"].get<std::string>(), r["wikitext2_ppl"].get<double>(), delta("wikitext2_ppl"),
+                       r["indomain_ppl"].get<double>(), delta("indomain_ppl"), r["bytes"].get<double>() / (1 << 20),
+                       r.value("quantize_seconds", 0.0));
+  }
+  return out;
+}
+
 std::vector<int32_t> first_windows(std::vector<int32_t> ids, int64_t windows) {
   if (windows > 0 && int64_t(ids.size()) > windows * 512) ids.resize(size_t(windows * 512));
   return ids;
@@ -57,7 +75,7 @@ std::vector<int32_t> first_windows(std::vector<int32_t> ids, int64_t windows) {
 
 int main(int argc, char** argv) {
   CLI::App app{"quantize_bench"};
-  std::string shared = "../shared", models = "mixtral", recipes, work = "/tmp/moeq-bench";
+  std::string shared = "../shared", models = "mixtral", recipes, work = "/tmp/moeq-bench", table;
   int64_t windows = 0, calib_samples = 128;
   app.add_option("--shared", shared);
   app.add_option("--models", models);
@@ -65,6 +83,7 @@ int main(int argc, char** argv) {
   app.add_option("--windows", windows, "WikiText-2 windows of 512 to score (0: all 812)");
   app.add_option("--calib-samples", calib_samples);
   app.add_option("--work", work);
+  app.add_option("--markdown", table, "also write the results as a Markdown table to this file");
   CLI11_PARSE(app, argc, argv);
 
   json out = json::array();
@@ -102,4 +121,5 @@ int main(int argc, char** argv) {
     }
   }
   fmt::print("{}\n", out.dump(1));
+  if (!table.empty()) moeq::write_text_atomically(table, markdown(out));
 }
