@@ -1,0 +1,181 @@
+#include "quant/analysis/model_stats.h"
+
+#include <chrono>
+#include <fstream>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "calib/input_recorder.h"
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "io/safetensors.h"
+#include "io/tokenizer.h"
+#include "kernels/dense_linear.h"
+#include "quant/algo/gptq.h"
+#include "quant/algo/rtn.h"
+#include "quant/formats/traits.h"
+#include "quant/plan/scorers.h"
+
+namespace moeq::analysis {
+namespace {
+
+Tensor dense_weights(const LinearOp& op, const std::string& name) {
+  const auto* dense = dynamic_cast<const DenseLinear*>(&op);
+  if (!dense) fail("tensor '{}': statistics need the unquantized model", name);
+  return dense->weight_f32();
+}
+
+// ½ Σ_r ΔW_r H ΔW_rᵀ of one candidate, as the quantizer would run it on this Hessian.
+double candidate_loss(const Tensor& w, const Tensor& h, const plan::PlanEntry& entry, const SensitivityOptions& o) {
+  const QuantSpec spec = effective_spec(entry, o.indivisible);
+  if (entry.action.method == plan::QuantMethod::Gptq) {
+    const GptqOptions g{float(o.gptq.damp_percent), int(o.gptq.block_size), o.gptq.act_order, o.gptq.static_groups};
+    return gptq_quantize(w, h, spec, g).loss;
+  }
+  const std::vector<float> q = dequantize(rtn_quantize(w.ptr(), w.rows(), w.cols(), spec));
+  std::vector<float> delta(q.size());
+  for (size_t i = 0; i < q.size(); ++i) delta[i] = w.data[i] - q[i];
+  return hessian_loss(delta, h);
+}
+
+class Collector {
+ public:
+  Collector(Model& model, const CalibSet& calib, const SensitivityOptions& options)
+      : model_(model), calib_(calib), o_(options), slots_(model.linears()) {}
+
+  ModelStats run() {
+    const auto start = std::chrono::steady_clock::now();
+    stats_.candidates = o_.candidates();
+    stats_.tokens = calib_.samples * calib_.seqlen;
+    for (const LinearSlot& s : slots_) stats_.units.push_back(plan::unit_of(s));
+    stats_.per_unit.resize(slots_.size());
+    Tensor hidden = model_.embed(calib_.ids);
+    for (int layer = 0; layer < int(model_.num_layers()); ++layer) {
+      measure_layer(layer, hidden);
+      fmt::print(stderr, "moeq: statistics: block {}/{} ({:.1f} s)\n", layer + 1, model_.num_layers(), elapsed(start));
+    }
+    for (size_t i = 0; i < slots_.size(); ++i) stats_.per_unit[i].outlier = outlier(slots_[i]);
+    stats_.seconds = elapsed(start);
+    return std::move(stats_);
+  }
+
+ private:
+  static double elapsed(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+
+  static double outlier(const LinearSlot& slot) {
+    const Tensor w = dense_weights(**slot.op, slot.name);
+    return plan::outlier_score(w.data, w.rows(), w.cols());
+  }
+
+  // One run of the block with every body linear observed; then routing, block score and the
+  // losses of each observed unit, whose Hessian is freed as soon as it is used.
+  void measure_layer(int layer, Tensor& hidden) {
+    std::vector<size_t> observed;
+    for (size_t i = 0; i < slots_.size(); ++i) {
+      if (slots_[i].layer != layer || !is_body_unit(stats_.units[i])) continue;
+      *slots_[i].op = std::make_unique<InputRecorder>(std::move(*slots_[i].op));
+      observed.push_back(i);
+    }
+    const Tensor input = hidden;
+    model_.run_block(layer, hidden, calib_.samples, calib_.seqlen);
+    stats_.block_scores.push_back(plan::block_change_score(input.data, hidden.data, hidden.cols()));
+    record_routing(layer);
+    for (size_t i : observed) {
+      auto* rec = static_cast<InputRecorder*>(slots_[i].op->get());
+      measure_unit(i, *rec);
+      LinearPtr inner = rec->release();
+      *slots_[i].op = std::move(inner);  // destroys the recorder and its Hessian
+    }
+  }
+
+  void record_routing(int layer) {
+    const auto& all = model_.last_routing();
+    std::vector<int64_t> counts;
+    if (size_t(layer) < all.size() && all[size_t(layer)].experts > 0) {
+      const LayerRouting& r = all[size_t(layer)];
+      counts.assign(size_t(r.experts), 0);
+      for (int32_t e : r.chosen) ++counts[size_t(e)];
+    }
+    stats_.routing.push_back(std::move(counts));
+  }
+
+  void measure_unit(size_t i, const InputRecorder& rec) {
+    UnitStats& u = stats_.per_unit[i];
+    const Tensor w = dense_weights(rec.inner(), slots_[i].name);
+    u.tokens = rec.stats().tokens();
+    if (u.tokens == 0) {  // never reached: quantizing it costs nothing on this data
+      u.loss.assign(stats_.candidates.size(), 0.0);
+      return;
+    }
+    const Tensor h = rec.stats().hessian();
+    const double share = double(u.tokens) / double(stats_.tokens);
+    for (const plan::QuantAction& action : stats_.candidates)
+      u.loss.push_back(share * candidate_loss(w, h, {stats_.units[i], action, 0}, o_));
+  }
+
+  Model& model_;
+  const CalibSet& calib_;
+  const SensitivityOptions& o_;
+  std::vector<LinearSlot> slots_;
+  ModelStats stats_;
+};
+
+int64_t checkpoint_params(const std::filesystem::path& model_dir) {
+  int64_t total = 0;
+  const Checkpoint checkpoint = Checkpoint::open(model_dir);
+  for (const auto& [name, view] : checkpoint.tensors()) total += view.numel();
+  return total;
+}
+
+}  // namespace
+
+std::vector<plan::QuantAction> SensitivityOptions::candidates() const {
+  std::vector<plan::QuantAction> out;
+  for (int b : bits) out.push_back(plan::QuantAction::int_bits(method, b, group_size, symmetric));
+  return out;
+}
+
+std::vector<double> ModelStats::outlier_scores() const {
+  std::vector<double> out;
+  for (const UnitStats& u : per_unit) out.push_back(u.outlier);
+  return out;
+}
+
+bool is_body_unit(const plan::QuantUnit& unit) {
+  return unit.role == TensorRole::Attention || unit.role == TensorRole::RoutedExpert ||
+         unit.role == TensorRole::SharedExpert || unit.role == TensorRole::DenseMlp;
+}
+
+ModelStats collect_model_stats(Model& model, const CalibSet& calib, const SensitivityOptions& options) {
+  if (options.method != plan::QuantMethod::Gptq && options.method != plan::QuantMethod::Rtn)
+    fail("sensitivity: field 'method' must be gptq or rtn");
+  return Collector(model, calib, options).run();
+}
+
+ModelStats load_or_collect_stats(const StatsRequest& request, const std::filesystem::path& cache) {
+  const nlohmann::json key = request_key(request);
+  if (std::filesystem::exists(cache)) {
+    std::ifstream in(cache);
+    const nlohmann::json doc = nlohmann::json::parse(in, nullptr, false);
+    if (!doc.is_discarded() && doc.value("key", nlohmann::json()) == key) {
+      fmt::print(stderr, "moeq: statistics from {}\n", cache.string());
+      return stats_from_json(doc, cache.string());
+    }
+    fmt::print(stderr, "moeq: {} was measured under other settings; measuring again\n", cache.string());
+  }
+  auto model = Model::load(request.model_dir);
+  const Tokenizer tokenizer = Tokenizer::load(request.model_dir / "tokenizer.json");
+  const CalibSet calib = load_calibration(tokenizer, request.calib);
+  ModelStats stats = collect_model_stats(*model, calib, request.sensitivity);
+  int64_t in_units = 0;
+  for (const plan::QuantUnit& u : stats.units) in_units += u.numel();
+  stats.other_params = std::max<int64_t>(0, checkpoint_params(request.model_dir) - in_units);
+  write_text_atomically(cache, stats_to_json(stats, key).dump(1));
+  fmt::print(stderr, "moeq: statistics measured in {:.1f} s, saved to {}\n", stats.seconds, cache.string());
+  return stats;
+}
+
+}  // namespace moeq::analysis

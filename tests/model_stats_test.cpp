@@ -1,0 +1,175 @@
+// Statistics for bit allocation on the embedded demo model: routing counts, block scores and
+// outlier scores against direct computations, sensitivities ordered by bit-width, the cache, and
+// the target-bits optimiser against the heuristics on the same measurements.
+#include "quant/analysis/model_stats.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "io/safetensors.h"
+#include "io/tokenizer.h"
+#include "quant/analysis/target_bits.h"
+#include "quant/plan/bits.h"
+#include "quant/plan/plan.h"
+#include "quant/plan/scorers.h"
+#include "quant/plan/strategies.h"
+#include "test_util.h"
+
+namespace moeq {
+namespace {
+namespace fs = std::filesystem;
+using analysis::ModelStats;
+
+fs::path demo_model() { return testing::source_dir() / "models/demo_mixtral"; }
+
+CalibOptions demo_calib() { return {testing::source_dir() / "data/calib/demo_calib.txt", 8, 128, 0}; }
+
+// Measured once for the suite: 8 × 128 tokens through the 4-block demo model.
+const ModelStats& demo_stats() {
+  static const ModelStats stats = [] {
+    auto model = Model::load(demo_model());
+    const Tokenizer tok = Tokenizer::load(demo_model() / "tokenizer.json");
+    return analysis::collect_model_stats(*model, load_calibration(tok, demo_calib()), {});
+  }();
+  return stats;
+}
+
+TEST(ModelStats, RoutingAndBlockScoresMatchASequenceAtATimeRun) {
+  const ModelStats& s = demo_stats();
+  auto model = Model::load(demo_model());
+  const Tokenizer tok = Tokenizer::load(demo_model() / "tokenizer.json");
+  const CalibSet calib = load_calibration(tok, demo_calib());
+  ASSERT_EQ(s.tokens, 8 * 128);
+  ASSERT_EQ(s.routing.size(), 4u);
+  // One sequence at a time, so batching cannot hide a bookkeeping error.
+  std::vector<std::vector<int64_t>> counts(4, std::vector<int64_t>(8, 0));
+  std::vector<double> change(4, 0.0);
+  for (int64_t b = 0; b < calib.samples; ++b) {
+    Tensor h = model->embed(std::span(calib.ids).subspan(size_t(b * 128), 128));
+    for (int layer = 0; layer < 4; ++layer) {
+      const Tensor in = h;
+      model->run_block(layer, h, 1, 128);
+      change[size_t(layer)] += plan::block_change_score(in.data, h.data, h.cols()) / double(calib.samples);
+      for (int32_t e : model->last_routing()[size_t(layer)].chosen) ++counts[size_t(layer)][size_t(e)];
+    }
+  }
+  for (int layer = 0; layer < 4; ++layer) {
+    int64_t sum = 0;
+    for (int64_t c : s.routing[size_t(layer)]) sum += c;
+    EXPECT_EQ(sum, 2 * s.tokens) << "top-2 routing, layer " << layer;
+    EXPECT_EQ(s.routing[size_t(layer)], counts[size_t(layer)]) << "layer " << layer;
+    EXPECT_NEAR(s.block_scores[size_t(layer)], change[size_t(layer)], 1e-5) << "layer " << layer;
+    EXPECT_GT(s.block_scores[size_t(layer)], 0.0);
+  }
+}
+
+TEST(ModelStats, TokensAndOutliersPerUnit) {
+  const ModelStats& s = demo_stats();
+  const Checkpoint ck = Checkpoint::open(demo_model());
+  for (size_t i = 0; i < s.units.size(); ++i) {
+    const plan::QuantUnit& u = s.units[i];
+    if (u.role == TensorRole::Attention) {
+      EXPECT_EQ(s.per_unit[i].tokens, s.tokens) << u.name;
+    } else if (u.role == TensorRole::RoutedExpert) {
+      EXPECT_EQ(s.per_unit[i].tokens, s.routing[size_t(u.layer)][size_t(u.expert)]) << u.name;
+    }
+    if (!ck.contains(u.name)) continue;  // the tied lm_head
+    const Tensor w = ck.get(u.name).to_f32();
+    EXPECT_DOUBLE_EQ(s.per_unit[i].outlier, plan::outlier_score(w.data, u.rows, u.cols)) << u.name;
+  }
+}
+
+TEST(ModelStats, SensitivityFallsWithEveryBit) {
+  const ModelStats& s = demo_stats();
+  ASSERT_EQ(s.candidates.size(), 4u);
+  int measured = 0;
+  for (size_t i = 0; i < s.units.size(); ++i) {
+    const auto& loss = s.per_unit[i].loss;
+    if (!analysis::is_body_unit(s.units[i])) {
+      EXPECT_TRUE(loss.empty()) << s.units[i].name;
+      continue;
+    }
+    ASSERT_EQ(loss.size(), 4u) << s.units[i].name;
+    if (s.per_unit[i].tokens == 0) continue;
+    ++measured;
+    EXPECT_GT(loss[0], loss[1]) << s.units[i].name;
+    EXPECT_GT(loss[1], loss[2]) << s.units[i].name;
+    EXPECT_GT(loss[2], loss[3]) << s.units[i].name;
+    EXPECT_GT(loss[3], 0.0) << s.units[i].name;
+    // Halving the step size divides the squared rounding error by about 4 per extra bit.
+    EXPECT_GT(loss[0] / loss[2], 4.0) << s.units[i].name;
+  }
+  EXPECT_GE(measured, 4 * (4 + 20));
+}
+
+TEST(ModelStats, JsonRoundTripAndCache) {
+  const ModelStats& s = demo_stats();
+  const nlohmann::json key = {{"k", 1}};
+  const ModelStats back = analysis::stats_from_json(analysis::stats_to_json(s, key), "mem");
+  EXPECT_EQ(back.routing, s.routing);
+  EXPECT_EQ(back.block_scores, s.block_scores);
+  ASSERT_EQ(back.units.size(), s.units.size());
+  for (size_t i = 0; i < s.units.size(); ++i) {
+    EXPECT_EQ(back.units[i].name, s.units[i].name);
+    EXPECT_EQ(back.units[i].role, s.units[i].role);
+    EXPECT_EQ(back.units[i].numel(), s.units[i].numel());
+    EXPECT_EQ(back.per_unit[i].loss, s.per_unit[i].loss);
+  }
+  EXPECT_EQ(back.candidates, s.candidates);
+
+  nlohmann::json bad = analysis::stats_to_json(s, key);
+  bad["units"][3].erase("loss");
+  try {
+    analysis::stats_from_json(bad, "stats.json");
+    FAIL() << "accepted a unit without losses";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("stats.json: unit 'model.layers.0"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("'loss'"), std::string::npos) << e.what();
+  }
+}
+
+// The expected loss a recipe incurs under the measurements: Σ over body units of the loss of the
+// candidate the recipe gives it.
+double expected_loss(const ModelStats& s, const plan::Recipe& recipe, double& bits) {
+  const plan::QuantPlan plan = plan::resolve(recipe, s.units);
+  double total = 0;
+  for (size_t i = 0; i < s.units.size(); ++i) {
+    if (s.per_unit[i].loss.empty()) continue;
+    const auto it = std::find(s.candidates.begin(), s.candidates.end(), plan.entries[i].action);
+    EXPECT_NE(it, s.candidates.end()) << s.units[i].name;
+    total += s.per_unit[i].loss[size_t(it - s.candidates.begin())];
+  }
+  bits = plan::bits_report(plan).quantized.nominal_bits;
+  return total;
+}
+
+TEST(TargetBits, BeatsTheHeuristicsAtTheirOwnBits) {
+  const ModelStats& s = demo_stats();
+  const auto gptq = [](int b) { return plan::QuantAction::int_bits(plan::QuantMethod::Gptq, b); };
+  plan::RoleActions base = plan::RoleActions::all(gptq(2));
+  plan::RoleActions attn4 = base;
+  attn4.attention = gptq(4);
+  const std::vector<plan::Recipe> heuristics = {
+      plan::by_role(s.units, attn4),
+      plan::first_last_blocks(s.units, {base, gptq(4), 1, 0}),
+      plan::expert_frequency(s.units, s.routing, {base, gptq(4), plan::PickScope::PerLayer, 2, plan::Pick::Top, 0}),
+      plan::top_unit_scores(s.units, s.outlier_scores(), {base, gptq(4), 10}),
+  };
+  for (const plan::Recipe& h : heuristics) {
+    double bits = 0;
+    const double heuristic = expected_loss(s, h, bits);
+    const analysis::TargetBitsResult opt = analysis::target_bits_recipe(s, bits);
+    double opt_bits = 0;
+    const double optimised = expected_loss(s, opt.recipe, opt_bits);
+    EXPECT_LE(opt_bits, bits + 1e-12) << h.description;
+    EXPECT_NEAR(optimised, opt.allocation.total_loss, 1e-9 * optimised) << "the recipe reproduces the allocation";
+    EXPECT_LT(optimised, heuristic) << h.description;
+  }
+  EXPECT_THROW(analysis::target_bits_recipe(s, 1.9), Error);
+}
+
+}  // namespace
+}  // namespace moeq
