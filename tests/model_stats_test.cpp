@@ -6,11 +6,13 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include <gtest/gtest.h>
 
 #include "io/safetensors.h"
 #include "io/tokenizer.h"
+#include "quant/algo/gptq.h"
 #include "quant/analysis/target_bits.h"
 #include "quant/plan/bits.h"
 #include "quant/plan/plan.h"
@@ -27,15 +29,24 @@ fs::path demo_model() { return testing::source_dir() / "models/demo_mixtral"; }
 
 CalibOptions demo_calib() { return {testing::source_dir() / "data/calib/demo_calib.txt", 8, 128, 0}; }
 
+struct Measured {
+  ModelStats stats;
+  analysis::HessianStore hessians;
+};
+
 // Measured once for the suite: 8 × 128 tokens through the 4-block demo model.
-const ModelStats& demo_stats() {
-  static const ModelStats stats = [] {
+const Measured& demo_measured() {
+  static const Measured m = [] {
+    Measured out;
     auto model = Model::load(demo_model());
     const Tokenizer tok = Tokenizer::load(demo_model() / "tokenizer.json");
-    return analysis::collect_model_stats(*model, load_calibration(tok, demo_calib()), {});
+    out.stats = analysis::collect_model_stats(*model, load_calibration(tok, demo_calib()), {}, &out.hessians);
+    return out;
   }();
-  return stats;
+  return m;
 }
+
+const ModelStats& demo_stats() { return demo_measured().stats; }
 
 TEST(ModelStats, RoutingAndBlockScoresMatchASequenceAtATimeRun) {
   const ModelStats& s = demo_stats();
@@ -129,6 +140,40 @@ TEST(ModelStats, JsonRoundTripAndCache) {
     EXPECT_NE(std::string(e.what()).find("stats.json: unit 'model.layers.0"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("'loss'"), std::string::npos) << e.what();
   }
+}
+
+TEST(ModelStats, StoredHessiansGiveTheMeasuredLosses) {
+  const Measured& m = demo_measured();
+  const ModelStats& s = m.stats;
+  const Checkpoint ck = Checkpoint::open(demo_model());
+  using Key = analysis::HessianStore;
+  EXPECT_EQ(Key::key(s.units[0]), "L0.attention.qkv");
+  for (size_t i = 0; i < s.units.size(); ++i) {
+    const plan::QuantUnit& u = s.units[i];
+    if (s.per_unit[i].loss.empty() || s.per_unit[i].tokens == 0) continue;
+    // GPTQ int4 on the stored Hessian reproduces the 4-bit loss of the measurement.
+    const Tensor w = ck.get(u.name).to_f32();
+    const plan::PlanEntry e{u, s.candidates[2], 0};
+    const double loss = gptq_quantize(w, m.hessians.get(Key::key(u)), effective_spec(e, IndivisibleGroups::PerChannel)).loss;
+    EXPECT_NEAR(loss * double(s.per_unit[i].tokens) / double(s.tokens), s.per_unit[i].loss[2], 1e-9 * loss) << u.name;
+  }
+  // q, k, v share an input (one entry), and experts under 32 tokens also get all-token entries.
+  std::set<std::string> keys;
+  for (size_t i = 0; i < s.units.size(); ++i) {
+    if (s.per_unit[i].loss.empty()) continue;
+    if (s.per_unit[i].tokens > 0) keys.insert(Key::key(s.units[i]));
+    if (s.units[i].role == TensorRole::RoutedExpert && s.per_unit[i].tokens < analysis::kMinExpertTokens)
+      keys.insert(Key::key(s.units[i], Key::Tokens::AllOfLayer));
+  }
+  EXPECT_GE(keys.size(), 4u * (2 + 8 * 2));
+  EXPECT_EQ(m.hessians.size(), keys.size());
+  for (const std::string& k : keys) EXPECT_TRUE(m.hessians.contains(k)) << k;
+
+  const fs::path file = fs::temp_directory_path() / "moeq-hessians-test.safetensors";
+  m.hessians.save(file);
+  const analysis::HessianStore back = analysis::HessianStore::load(file);
+  EXPECT_EQ(back.size(), m.hessians.size());
+  EXPECT_EQ(back.get("L2.E3.down").data, m.hessians.get("L2.E3.down").data);
 }
 
 // The expected loss a recipe incurs under the measurements: Σ over body units of the loss of the

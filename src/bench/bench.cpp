@@ -8,6 +8,7 @@
 
 #include "bench/bench_report.h"
 #include "bench/grid.h"
+#include "bench/stored_gptq.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "eval/evaluate.h"
@@ -72,7 +73,8 @@ class BenchRun {
   json run() {
     if (o_.calib.file.empty()) fail("bench: field 'calib' (calibration text) is required");
     for (const char* sub : {"recipes", "rows", "models"}) fs::create_directories(o_.out_dir / sub);
-    stats_ = analysis::load_or_collect_stats({o_.model_dir, o_.calib, {}}, o_.out_dir / "stats.json");
+    stats_ = analysis::load_or_collect_stats({o_.model_dir, o_.calib, {}}, o_.out_dir / "stats.json",
+                                             o_.sequential ? nullptr : &hessians_);
     const Grid grid = o_.grid == "paper" ? paper_grid(stats_.units, o_.q2k_bits) : load_grid(o_.grid);
     ppl_ = load_ppl_sets(o_, tokenizer_);
     json results = {{"model", o_.model_dir.string()},
@@ -80,6 +82,7 @@ class BenchRun {
                     {"calibration", {{"file", o_.calib.file.string()}, {"samples", o_.calib.samples},
                                      {"seqlen", o_.calib.seqlen}, {"seed", o_.calib.seed}}},
                     {"eval", eval_key()},
+                    {"quantizer", o_.sequential ? "sequential" : "stored"},
                     {"stats_seconds", stats_.seconds},
                     {"rows", json::array()}};
     const auto start = Clock::now();
@@ -110,17 +113,21 @@ class BenchRun {
   json run_row(const GridRow& row) {
     json head = {{"name", row.name}, {"family", row.family}, {"strategy", strategy_name(row.strategy)}};
     if (is_random(row)) head["seed"] = row.seed;
-    std::string recipe_text;
+    std::string recipe_text = o_.sequential ? "sequential\n" : "stored\n";
     fs::path recipe_file;
+    std::optional<plan::QuantPlan> plan;
+    double mib = 0;
     if (row.strategy == Strategy::Bf16) {
       head.update({{"description", "the unquantized checkpoint"}, {"nominal_bits", 16.0}, {"effective_bits", 16.0},
                    {"bytes_per_param", 2.0}});
     } else {
       const plan::Recipe recipe = recipe_of(row);
-      recipe_text = plan::to_toml(recipe);
+      recipe_text += plan::to_toml(recipe);
       recipe_file = o_.out_dir / "recipes" / (row.name + ".toml");
-      write_text_atomically(recipe_file, recipe_text);
-      const plan::BitsReport bits = plan::bits_report(plan::resolve(recipe, stats_.units), stats_.other_params);
+      plan::save_recipe(recipe, recipe_file);
+      plan = plan::resolve(recipe, stats_.units);
+      const plan::BitsReport bits = plan::bits_report(*plan, stats_.other_params);
+      mib = double(bits.total_bytes) / (1024.0 * 1024.0);
       head.update({{"description", recipe.description}, {"recipe", recipe_file.string()},
                    {"nominal_bits", bits.quantized.nominal_bits}, {"effective_bits", bits.quantized.effective_bits},
                    {"bytes_per_param", bits.bytes_per_param}});
@@ -134,21 +141,27 @@ class BenchRun {
       return *done;
     }
     json result = head;
-    fs::path model = o_.model_dir;
     result["quantize_s"] = 0.0;
-    if (row.strategy != Strategy::Bf16) {
-      model = o_.out_dir / "models" / row.name;
-      discard_stale_partial(model, fingerprint);
+    if (row.strategy == Strategy::Bf16) {
+      auto model = Model::load(o_.model_dir);
+      evaluate_into(*model, folder_mib(o_.model_dir), result);
+    } else if (!o_.sequential) {
+      auto model = Model::load(o_.model_dir);
       const auto t = Clock::now();
-      quantize(recipe_file, model);
+      quantize_from_store(*model, *plan, stats_, hessians_, IndivisibleGroups::PerChannel);
       result["quantize_s"] = since(t);
+      evaluate_into(*model, mib, result);
+    } else {
+      const fs::path dir = o_.out_dir / "models" / row.name;
+      discard_stale_partial(dir, fingerprint);
+      const auto t = Clock::now();
+      quantize(recipe_file, dir);
+      result["quantize_s"] = since(t);
+      evaluate_into(*Model::load(dir), folder_mib(dir), result);
+      fs::remove(dir.string() + ".fingerprint");
+      if (!o_.keep_models) fs::remove_all(dir);
     }
-    evaluate_into(model, result);
     write_text_atomically(row_file, result.dump(1));
-    if (row.strategy != Strategy::Bf16) {
-      fs::remove(model.string() + ".fingerprint");
-      if (!o_.keep_models) fs::remove_all(model);
-    }
     return result;
   }
 
@@ -180,13 +193,12 @@ class BenchRun {
     quantize_model(q);
   }
 
-  void evaluate_into(const fs::path& model_dir, json& result) const {
+  void evaluate_into(Model& model, double mib, json& result) const {
     const auto t = Clock::now();
-    auto model = Model::load(model_dir);
-    result["file_mib"] = folder_mib(model_dir);
+    result["file_mib"] = mib;
     json ppl = json::object();
     for (const PplSet& s : ppl_) {
-      ppl[s.label] = perplexity(*model, s.ids).ppl;
+      ppl[s.label] = perplexity(model, s.ids).ppl;
       fmt::print(stderr, "moeq:   {} ppl {:.3f}\n", s.label, ppl[s.label].get<double>());
     }
     result["ppl"] = ppl;
@@ -197,7 +209,7 @@ class BenchRun {
       e.limit = o_.task_limit;
       json tasks = json::object();
       double sum = 0;
-      for (const TaskResult& r : evaluate(*model, tokenizer_, e).tasks) {
+      for (const TaskResult& r : evaluate(model, tokenizer_, e).tasks) {
         tasks[r.name] = r.acc;
         sum += r.acc;
       }
@@ -210,6 +222,7 @@ class BenchRun {
   const BenchOptions& o_;
   Tokenizer tokenizer_;
   analysis::ModelStats stats_;
+  analysis::HessianStore hessians_;
   std::vector<PplSet> ppl_;
 };
 

@@ -2,8 +2,9 @@
 // `moeq quantize`) → GPTQ quantization → perplexity (and tasks) → one JSON per row under OUT/rows,
 // then OUT/results.json, OUT/results.md and OUT/plot.svg (bench_report.h).
 //
-// One calibration pass measures the statistics every strategy needs (OUT/stats.json, reused by
-// every row and by re-runs). A row whose OUT/rows/NAME.json holds the same fingerprint (its
+// One calibration pass measures the statistics every strategy needs and the input Hessians of
+// every linear (OUT/stats.json, OUT/stats.hessians.safetensors, reused by every row and by
+// re-runs). A row whose OUT/rows/NAME.json holds the same fingerprint (its
 // recipe, the calibration and the evaluation settings) is not recomputed, so a killed run
 // resumes where it stopped; a quantization killed midway resumes from its last finished block.
 #pragma once
@@ -32,7 +33,11 @@ struct BenchOptions {
   std::filesystem::path data_dir;  // evaluation data (../shared/data/eval layout), for tasks
   int64_t task_limit = -1;         // documents per task; <0: all
   double q2k_bits = 3.5;           // the paper grid's last optimiser row
-  bool keep_models = false;        // keep OUT/models/NAME after evaluating it
+  // false: quantize every row in memory with GPTQ on the Hessians of the statistics pass
+  // (stored_gptq.h), seconds per row. true: run `moeq quantize`'s true-sequential pipeline on
+  // each row's recipe into OUT/models/NAME (a pass of calibration data per stage and block).
+  bool sequential = false;
+  bool keep_models = false;  // sequential: keep OUT/models/NAME after evaluating it
 };
 
 // Runs (or resumes) the grid and returns results.json's document. Progress on stderr.

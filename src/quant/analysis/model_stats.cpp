@@ -41,8 +41,8 @@ double candidate_loss(const Tensor& w, const Tensor& h, const plan::PlanEntry& e
 
 class Collector {
  public:
-  Collector(Model& model, const CalibSet& calib, const SensitivityOptions& options)
-      : model_(model), calib_(calib), o_(options), slots_(model.linears()) {}
+  Collector(Model& model, const CalibSet& calib, const SensitivityOptions& options, HessianStore* hessians)
+      : model_(model), calib_(calib), o_(options), hessians_(hessians), slots_(model.linears()) {}
 
   ModelStats run() {
     const auto start = std::chrono::steady_clock::now();
@@ -70,25 +70,59 @@ class Collector {
     return plan::outlier_score(w.data, w.rows(), w.cols());
   }
 
-  // One run of the block with every body linear observed; then routing, block score and the
-  // losses of each observed unit, whose Hessian is freed as soon as it is used.
+  // One run of the block with every body linear observed (and, when Hessians are kept, the
+  // router's input: every token of the layer); then routing, block score and the losses of each
+  // observed unit, whose Hessian is freed as soon as it is used.
   void measure_layer(int layer, Tensor& hidden) {
     std::vector<size_t> observed;
     for (size_t i = 0; i < slots_.size(); ++i) {
-      if (slots_[i].layer != layer || !is_body_unit(stats_.units[i])) continue;
-      *slots_[i].op = std::make_unique<InputRecorder>(std::move(*slots_[i].op));
+      const bool router = hessians_ && stats_.units[i].role == TensorRole::Router;
+      if (slots_[i].layer != layer || (!is_body_unit(stats_.units[i]) && !router)) continue;
+      *slots_[i].op = std::make_unique<InputRecorder>(std::move(*slots_[i].op), router);
       observed.push_back(i);
     }
     const Tensor input = hidden;
     model_.run_block(layer, hidden, calib_.samples, calib_.seqlen);
     stats_.block_scores.push_back(plan::block_change_score(input.data, hidden.data, hidden.cols()));
     record_routing(layer);
+    std::vector<std::unique_ptr<LinearOp>> recorders;
+    const InputRecorder* router = nullptr;
     for (size_t i : observed) {
       auto* rec = static_cast<InputRecorder*>(slots_[i].op->get());
-      measure_unit(i, *rec);
+      if (stats_.units[i].role == TensorRole::Router) router = rec;
+      else measure_unit(i, *rec);
       LinearPtr inner = rec->release();
-      *slots_[i].op = std::move(inner);  // destroys the recorder and its Hessian
+      recorders.push_back(std::move(*slots_[i].op));
+      *slots_[i].op = std::move(inner);
     }
+    if (router) keep_all_token_hessians(layer, *router);
+  }
+
+  // Experts routed too few tokens: Hessians from every token of the layer, as the pipeline's
+  // under-calibrated policy builds them.
+  void keep_all_token_hessians(int layer, const InputRecorder& router) {
+    for (size_t i = 0; i < slots_.size(); ++i) {
+      const plan::QuantUnit& u = stats_.units[i];
+      if (u.layer != layer || u.role != TensorRole::RoutedExpert || stats_.per_unit[i].tokens >= kMinExpertTokens)
+        continue;
+      const std::string key = HessianStore::key(u, HessianStore::Tokens::AllOfLayer);
+      if (u.projection != "down") {
+        hessians_->put(key, router.stats().hessian());
+        continue;
+      }
+      HessianAccumulator all(u.cols);
+      all.add(expert_activations(sibling(u, "gate"), sibling(u, "up"), router.inputs()));
+      hessians_->put(key, all.hessian());
+    }
+  }
+
+  const LinearOp& sibling(const plan::QuantUnit& u, std::string_view projection) const {
+    for (size_t i = 0; i < slots_.size(); ++i) {
+      const plan::QuantUnit& s = stats_.units[i];
+      if (s.layer == u.layer && s.expert == u.expert && s.role == u.role && s.projection == projection)
+        return **slots_[i].op;
+    }
+    fail("{}: no {} projection found for expert {}", u.name, projection, u.expert);
   }
 
   void record_routing(int layer) {
@@ -111,6 +145,7 @@ class Collector {
       return;
     }
     const Tensor h = rec.stats().hessian();
+    if (hessians_ && !hessians_->contains(HessianStore::key(stats_.units[i]))) hessians_->put(HessianStore::key(stats_.units[i]), h);
     const double share = double(u.tokens) / double(stats_.tokens);
     for (const plan::QuantAction& action : stats_.candidates)
       u.loss.push_back(share * candidate_loss(w, h, {stats_.units[i], action, 0}, o_));
@@ -119,6 +154,7 @@ class Collector {
   Model& model_;
   const CalibSet& calib_;
   const SensitivityOptions& o_;
+  HessianStore* hessians_;
   std::vector<LinearSlot> slots_;
   ModelStats stats_;
 };
@@ -149,19 +185,27 @@ bool is_body_unit(const plan::QuantUnit& unit) {
          unit.role == TensorRole::SharedExpert || unit.role == TensorRole::DenseMlp;
 }
 
-ModelStats collect_model_stats(Model& model, const CalibSet& calib, const SensitivityOptions& options) {
+ModelStats collect_model_stats(Model& model, const CalibSet& calib, const SensitivityOptions& options,
+                               HessianStore* hessians) {
   if (options.method != plan::QuantMethod::Gptq && options.method != plan::QuantMethod::Rtn)
     fail("sensitivity: field 'method' must be gptq or rtn");
-  return Collector(model, calib, options).run();
+  return Collector(model, calib, options, hessians).run();
 }
 
-ModelStats load_or_collect_stats(const StatsRequest& request, const std::filesystem::path& cache) {
+std::filesystem::path hessians_file(const std::filesystem::path& cache) {
+  std::filesystem::path f = cache;
+  return f.replace_extension(".hessians.safetensors");
+}
+
+ModelStats load_or_collect_stats(const StatsRequest& request, const std::filesystem::path& cache,
+                                 HessianStore* hessians) {
   const nlohmann::json key = request_key(request);
-  if (std::filesystem::exists(cache)) {
+  if (std::filesystem::exists(cache) && (!hessians || std::filesystem::exists(hessians_file(cache)))) {
     std::ifstream in(cache);
     const nlohmann::json doc = nlohmann::json::parse(in, nullptr, false);
     if (!doc.is_discarded() && doc.value("key", nlohmann::json()) == key) {
       fmt::print(stderr, "moeq: statistics from {}\n", cache.string());
+      if (hessians) *hessians = HessianStore::load(hessians_file(cache));
       return stats_from_json(doc, cache.string());
     }
     fmt::print(stderr, "moeq: {} was measured under other settings; measuring again\n", cache.string());
@@ -169,10 +213,11 @@ ModelStats load_or_collect_stats(const StatsRequest& request, const std::filesys
   auto model = Model::load(request.model_dir);
   const Tokenizer tokenizer = Tokenizer::load(request.model_dir / "tokenizer.json");
   const CalibSet calib = load_calibration(tokenizer, request.calib);
-  ModelStats stats = collect_model_stats(*model, calib, request.sensitivity);
+  ModelStats stats = collect_model_stats(*model, calib, request.sensitivity, hessians);
   int64_t in_units = 0;
   for (const plan::QuantUnit& u : stats.units) in_units += u.numel();
   stats.other_params = std::max<int64_t>(0, checkpoint_params(request.model_dir) - in_units);
+  if (hessians) hessians->save(hessians_file(cache));
   write_text_atomically(cache, stats_to_json(stats, key).dump(1));
   fmt::print(stderr, "moeq: statistics measured in {:.1f} s, saved to {}\n", stats.seconds, cache.string());
   return stats;

@@ -21,6 +21,7 @@
 
 #include "calib/calib_data.h"
 #include "model/model.h"
+#include "quant/analysis/hessian_store.h"
 #include "quant/pipeline/layer_quantizer.h"
 #include "quant/plan/recipe.h"
 #include "quant/plan/unit.h"
@@ -63,8 +64,10 @@ struct ModelStats {
 // embeddings and lm_head stay 16-bit.
 bool is_body_unit(const plan::QuantUnit& unit);
 
-// The measurement itself, on a loaded (unquantized) model.
-ModelStats collect_model_stats(Model& model, const CalibSet& calib, const SensitivityOptions& options);
+// The measurement itself, on a loaded (unquantized) model. With `hessians`, every body linear's
+// input Hessian is kept there too (hessian_store.h).
+ModelStats collect_model_stats(Model& model, const CalibSet& calib, const SensitivityOptions& options,
+                               HessianStore* hessians = nullptr);
 
 // Everything the cache is keyed on; a cache written under another key is measured again.
 struct StatsRequest {
@@ -79,7 +82,10 @@ nlohmann::json stats_to_json(const ModelStats& stats, const nlohmann::json& key)
 ModelStats stats_from_json(const nlohmann::json& doc, const std::string& source);
 
 // Reads `cache` when it holds statistics for this request, else loads the model, measures and
-// writes `cache` (atomically). Progress on stderr.
-ModelStats load_or_collect_stats(const StatsRequest& request, const std::filesystem::path& cache);
+// writes `cache` (atomically). With `hessians`, the Hessians too, cached next to it in
+// hessians_file(cache). Progress on stderr.
+ModelStats load_or_collect_stats(const StatsRequest& request, const std::filesystem::path& cache,
+                                 HessianStore* hessians = nullptr);
+std::filesystem::path hessians_file(const std::filesystem::path& cache);  // stats.json → stats.hessians.safetensors
 
 }  // namespace moeq::analysis

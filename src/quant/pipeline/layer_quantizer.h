@@ -48,6 +48,10 @@ struct LayerResult {
   std::vector<std::string> warnings;
 };
 
+// SiLU(gate(x)) · up(x) over every token of the layer (x: [tokens, in]): the input an expert's
+// down projection would see if the router had sent it all tokens.
+std::vector<float> expert_activations(const LinearOp& gate, const LinearOp& up, const std::vector<float>& x);
+
 // The spec a plan entry is quantized with for this tensor shape (applies IndivisibleGroups).
 QuantSpec effective_spec(const plan::PlanEntry& entry, IndivisibleGroups indivisible);
 
