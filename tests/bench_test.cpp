@@ -4,11 +4,16 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sys/wait.h>
+
+#include <fmt/format.h>
 
 #include <gtest/gtest.h>
 
 #include "bench/bench_report.h"
 #include "bench/grid.h"
+#include "quant/plan/bits.h"
+#include "quant/plan/plan.h"
 #include "core/error.h"
 #include "plan_units.h"
 #include "test_util.h"
@@ -174,9 +179,9 @@ TEST(BenchRun, DemoModelSmallGridResumes) {
   o.model_dir = testing::source_dir() / "models/demo_mixtral";
   o.out_dir = out;
   o.grid = grid.string();
-  o.calib = {testing::source_dir() / "data/calib/demo_calib.txt", 8, 128, 0};
+  o.calib = {testing::source_dir() / "data/calib/demo_calib.txt", 4, 128, 0};
   o.ppl_files = {o.model_dir / "indomain_valid.txt"};
-  o.windows = 2;
+  o.windows = 1;
   const nlohmann::json first = run_bench(o);
   ASSERT_EQ(first["rows"].size(), 3u);
   const double bf16 = first["rows"][0]["ppl"]["indomain_valid"], u4 = first["rows"][1]["ppl"]["indomain_valid"],
@@ -209,6 +214,43 @@ TEST(BenchRun, DemoModelSmallGridResumes) {
   EXPECT_NEAR(sequential["rows"][0]["ppl"]["indomain_valid"].get<double>(), u4, 0.05 * u4);
   EXPECT_NEAR(sequential["rows"][0]["file_mib"].get<double>(), first["rows"][1]["file_mib"].get<double>(), 0.1);  // + safetensors headers
   EXPECT_FALSE(fs::exists(o.out_dir / "models/u4"));  // removed once evaluated
+}
+
+}  // namespace
+}  // namespace moeq::bench
+
+namespace moeq::bench {
+namespace {
+
+int run_moeq(const std::string& args) {
+  const std::string cmd = fmt::format("cd '{}' && '{}/moeq' {} > /dev/null 2>&1", testing::source_dir().string(),
+                                      MOEQ_BINARY_DIR, args);
+  const int raw = std::system(cmd.c_str());
+  return WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+}
+
+TEST(QuantizeCli, TargetBitsWritesTheRecipeNextToTheOutput) {
+  const fs::path out = fs::temp_directory_path() / "moeq-target-bits-cli";
+  fs::remove_all(out);
+  ASSERT_EQ(run_moeq(fmt::format("quantize models/demo_mixtral --target-bits 3 --calib data/calib/demo_calib.txt "
+                                 "--calib-samples 4 --calib-seqlen 64 --out '{}'",
+                                 out.string())),
+            0);
+  const plan::Recipe recipe = plan::load_recipe(out.string() + ".recipe.toml");
+  EXPECT_NE(recipe.description.find("target-bits allocation"), std::string::npos) << recipe.description;
+  EXPECT_EQ(recipe.settings.calibration.samples, 4);
+  EXPECT_TRUE(fs::exists(out.string() + ".stats.json"));
+  EXPECT_TRUE(fs::exists(out / "quant_report.json"));
+  // The average over the quantized linears is at most the target.
+  analysis::ModelStats stats = analysis::stats_from_json(
+      nlohmann::json::parse(std::ifstream(out.string() + ".stats.json")), "stats.json");
+  const double bits = plan::bits_report(plan::resolve(recipe, stats.units)).quantized.nominal_bits;
+  EXPECT_LE(bits, 3.0);
+  EXPECT_GT(bits, 2.9);
+  // A recipe and a target are exclusive; one of them is required.
+  EXPECT_NE(run_moeq(fmt::format("quantize models/demo_mixtral --target-bits 3 --recipe recipes/gptq-int4.toml "
+                                 "--calib data/calib/demo_calib.txt --out '{}'", out.string())), 0);
+  EXPECT_NE(run_moeq(fmt::format("quantize models/demo_mixtral --out '{}'", out.string())), 0);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include "quant/analysis/model_stats.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -12,7 +13,9 @@
 
 #include "io/safetensors.h"
 #include "io/tokenizer.h"
+#include "kernels/cpu/quant_linear.h"
 #include "quant/algo/gptq.h"
+#include "quant/pipeline/layer_quantizer.h"
 #include "quant/analysis/target_bits.h"
 #include "quant/plan/bits.h"
 #include "quant/plan/plan.h"
@@ -142,20 +145,44 @@ TEST(ModelStats, JsonRoundTripAndCache) {
   }
 }
 
-TEST(ModelStats, StoredHessiansGiveTheMeasuredLosses) {
+TEST(ModelStats, StoredHessiansAndBlockErrorsGiveTheMeasuredLosses) {
   const Measured& m = demo_measured();
   const ModelStats& s = m.stats;
   const Checkpoint ck = Checkpoint::open(demo_model());
   using Key = analysis::HessianStore;
   EXPECT_EQ(Key::key(s.units[0]), "L0.attention.qkv");
+  auto gptq = [&](size_t i, size_t c) {
+    const plan::PlanEntry e{s.units[i], s.candidates[c], 0};
+    return gptq_quantize(ck.get(s.units[i].name).to_f32(), m.hessians.get(Key::key(s.units[i])),
+                         effective_spec(e, IndivisibleGroups::PerChannel));
+  };
   for (size_t i = 0; i < s.units.size(); ++i) {
-    const plan::QuantUnit& u = s.units[i];
     if (s.per_unit[i].loss.empty() || s.per_unit[i].tokens == 0) continue;
-    // GPTQ int4 on the stored Hessian reproduces the 4-bit loss of the measurement.
-    const Tensor w = ck.get(u.name).to_f32();
-    const plan::PlanEntry e{u, s.candidates[2], 0};
-    const double loss = gptq_quantize(w, m.hessians.get(Key::key(u)), effective_spec(e, IndivisibleGroups::PerChannel)).loss;
-    EXPECT_NEAR(loss * double(s.per_unit[i].tokens) / double(s.tokens), s.per_unit[i].loss[2], 1e-9 * loss) << u.name;
+    // GPTQ on the stored Hessian reproduces the measured losses up to the group's scale.
+    const double l3 = gptq(i, 1).loss, l4 = gptq(i, 2).loss;
+    EXPECT_NEAR(s.per_unit[i].loss[2] / s.per_unit[i].loss[1], l4 / l3, 1e-9) << s.units[i].name;
+  }
+  // The block error of a unit: block 1 on the first 8 calibration sequences with that unit alone
+  // at GPTQ int3, against the unquantized block.
+  auto model = Model::load(demo_model());
+  const Tokenizer tok = Tokenizer::load(demo_model() / "tokenizer.json");
+  const CalibSet calib = load_calibration(tok, demo_calib());
+  Tensor h = model->embed(calib.ids);
+  model->run_block(0, h, 8, 128);
+  std::vector<LinearSlot> slots = model->linears();
+  for (const char* name : {"model.layers.1.self_attn.o_proj.weight", "model.layers.1.block_sparse_moe.experts.2.w2.weight"}) {
+    const size_t i = size_t(std::find_if(s.units.begin(), s.units.end(), [&](const plan::QuantUnit& u) { return u.name == name; }) - s.units.begin());
+    ASSERT_LT(i, s.units.size()) << name;
+    Tensor reference = h, quantized = h;
+    model->run_block(1, reference, 8, 128);
+    LinearPtr dense = std::move(*slots[i].op);
+    *slots[i].op = make_quant_linear(gptq(i, 1).q);
+    model->run_block(1, quantized, 8, 128);
+    *slots[i].op = std::move(dense);
+    double err = 0;
+    for (size_t k = 0; k < h.data.size(); ++k) err += std::pow(double(quantized.data[k]) - reference.data[k], 2);
+    EXPECT_NEAR(s.per_unit[i].block_error, err / double(h.rows()), 1e-6 * err / double(h.rows())) << name;
+    EXPECT_GT(s.per_unit[i].block_error, 0.0) << name;
   }
   // q, k, v share an input (one entry), and experts under 32 tokens also get all-token entries.
   std::set<std::string> keys;

@@ -36,6 +36,15 @@ GridRow row(std::string name, std::string family, Strategy strategy) {
   return r;
 }
 
+// "STEM-topTAIL" in `family`, or its control "STEM-randomTAIL" (seed 0) in "random control".
+GridRow picked(const std::string& stem, plan::Pick pick, const std::string& tail, const std::string& family,
+               Strategy strategy) {
+  const bool top = pick == plan::Pick::Top;
+  GridRow r = row(fmt::format("{}-{}{}", stem, top ? "top" : "random", tail), top ? family : "random control", strategy);
+  r.pick = pick;
+  return r;
+}
+
 // Routed experts per MoE layer (the largest count, for models whose layers differ).
 int experts_per_layer(std::span<const plan::QuantUnit> units) {
   std::set<int> experts;
@@ -95,20 +104,14 @@ Grid paper_grid(std::span<const plan::QuantUnit> units, double q2k_bits) {
   g.rows.insert(g.rows.end(), {first, last});
   const int k = std::max(1, experts_per_layer(units) / 4);
   for (plan::Pick pick : {plan::Pick::Top, plan::Pick::Random}) {
-    const bool top = pick == plan::Pick::Top;
-    GridRow r = row(fmt::format("{}{}-experts4", top ? "freq-top" : "freq-random", k),
-                    top ? "frequency" : "random control", Strategy::Frequency);
+    GridRow r = picked("freq", pick, fmt::format("{}-experts4", k), "frequency", Strategy::Frequency);
     r.count = k;
-    r.pick = pick;
     g.rows.push_back(r);
   }
   for (plan::Pick pick : {plan::Pick::Top, plan::Pick::Random})
     for (int p : {5, 10, 25}) {
-      const bool top = pick == plan::Pick::Top;
-      GridRow r = row(fmt::format("{}{}pct-4", top ? "outlier-top" : "outlier-random", p),
-                      top ? "outlier" : "random control", Strategy::Outlier);
+      GridRow r = picked("outlier", pick, fmt::format("{}pct-4", p), "outlier", Strategy::Outlier);
       r.percent = p;
-      r.pick = pick;
       g.rows.push_back(r);
     }
   GridRow scored = row(fmt::format("blockscore-top{}-experts4", blocks), "block score", Strategy::BlockScore);

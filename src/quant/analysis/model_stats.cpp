@@ -1,8 +1,11 @@
 #include "quant/analysis/model_stats.h"
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <map>
 #include <memory>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -11,6 +14,7 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "io/tokenizer.h"
+#include "kernels/cpu/quant_linear.h"
 #include "kernels/dense_linear.h"
 #include "quant/algo/gptq.h"
 #include "quant/algo/rtn.h"
@@ -26,17 +30,24 @@ Tensor dense_weights(const LinearOp& op, const std::string& name) {
   return dense->weight_f32();
 }
 
-// ½ Σ_r ΔW_r H ΔW_rᵀ of one candidate, as the quantizer would run it on this Hessian.
-double candidate_loss(const Tensor& w, const Tensor& h, const plan::PlanEntry& entry, const SensitivityOptions& o) {
+// Calibration sequences the block-error probe runs (model_stats.h).
+constexpr int64_t kProbeSequences = 8;
+
+// One candidate as the quantizer would run it on this Hessian, and ½ Σ_r ΔW_r H ΔW_rᵀ.
+GptqResult quantize_candidate(const Tensor& w, const Tensor& h, const plan::PlanEntry& entry,
+                              const SensitivityOptions& o) {
   const QuantSpec spec = effective_spec(entry, o.indivisible);
   if (entry.action.method == plan::QuantMethod::Gptq) {
     const GptqOptions g{float(o.gptq.damp_percent), int(o.gptq.block_size), o.gptq.act_order, o.gptq.static_groups};
-    return gptq_quantize(w, h, spec, g).loss;
+    return gptq_quantize(w, h, spec, g);
   }
-  const std::vector<float> q = dequantize(rtn_quantize(w.ptr(), w.rows(), w.cols(), spec));
+  GptqResult r;
+  r.q = rtn_quantize(w.ptr(), w.rows(), w.cols(), spec);
+  const std::vector<float> q = dequantize(r.q);
   std::vector<float> delta(q.size());
   for (size_t i = 0; i < q.size(); ++i) delta[i] = w.data[i] - q[i];
-  return hessian_loss(delta, h);
+  r.loss = hessian_loss(delta, h);
+  return r;
 }
 
 class Collector {
@@ -56,6 +67,7 @@ class Collector {
       fmt::print(stderr, "moeq: statistics: block {}/{} ({:.1f} s)\n", layer + 1, model_.num_layers(), elapsed(start));
     }
     for (size_t i = 0; i < slots_.size(); ++i) stats_.per_unit[i].outlier = outlier(slots_[i]);
+    scale_to_block_error();
     stats_.seconds = elapsed(start);
     return std::move(stats_);
   }
@@ -96,7 +108,52 @@ class Collector {
       *slots_[i].op = std::move(inner);
     }
     if (router) keep_all_token_hessians(layer, *router);
+    probe_layer(layer, input);
   }
+
+  // The block's output error with one unit quantized at the probe candidate, the others not,
+  // on the first kProbeSequences calibration sequences: mean over tokens of ‖Δ output‖².
+  void probe_layer(int layer, const Tensor& input) {
+    const int64_t seqs = std::min(calib_.samples, kProbeSequences), hidden = input.cols();
+    Tensor part({seqs * calib_.seqlen, hidden});
+    std::copy_n(input.data.begin(), part.numel(), part.data.begin());
+    Tensor reference = part;
+    model_.run_block(layer, reference, seqs, calib_.seqlen);
+    for (auto& [i, q] : probes_) {
+      LinearPtr dense = std::move(*slots_[i].op);
+      *slots_[i].op = make_quant_linear(q);
+      Tensor out = part;
+      model_.run_block(layer, out, seqs, calib_.seqlen);
+      *slots_[i].op = std::move(dense);
+      double err = 0;
+      for (size_t k = 0; k < out.data.size(); ++k) err += double(out.data[k] - reference.data[k]) * (out.data[k] - reference.data[k]);
+      stats_.per_unit[i].block_error = err / double(part.rows());
+    }
+    probes_.clear();
+  }
+
+  // Output errors of different linears are not in one currency (an error in gate's output passes
+  // SiLU and down, one in o's lands on the residual stream directly), so every unit's losses are
+  // scaled by its group's (layer, role, projection) ratio of block output error to Hessian loss
+  // at the probe candidate. Within a group the Hessian loss still ranks units and bit-widths.
+  void scale_to_block_error() {
+    std::map<std::tuple<int, TensorRole, std::string>, std::pair<double, double>> groups;
+    auto group = [&](size_t i) -> auto& {
+      const plan::QuantUnit& u = stats_.units[i];
+      return groups[{u.layer, u.role, u.projection}];
+    };
+    for (size_t i = 0; i < stats_.units.size(); ++i)
+      if (!stats_.per_unit[i].loss.empty()) {
+        group(i).first += stats_.per_unit[i].block_error;
+        group(i).second += stats_.per_unit[i].loss[probe_candidate()];
+      }
+    for (size_t i = 0; i < stats_.units.size(); ++i) {
+      const auto [error, loss] = group(i);
+      for (double& l : stats_.per_unit[i].loss) l *= loss > 0 ? error / loss : 0.0;
+    }
+  }
+
+  size_t probe_candidate() const { return std::min<size_t>(1, stats_.candidates.size() - 1); }
 
   // Experts routed too few tokens: Hessians from every token of the layer, as the pipeline's
   // under-calibrated policy builds them.
@@ -147,8 +204,11 @@ class Collector {
     const Tensor h = rec.stats().hessian();
     if (hessians_ && !hessians_->contains(HessianStore::key(stats_.units[i]))) hessians_->put(HessianStore::key(stats_.units[i]), h);
     const double share = double(u.tokens) / double(stats_.tokens);
-    for (const plan::QuantAction& action : stats_.candidates)
-      u.loss.push_back(share * candidate_loss(w, h, {stats_.units[i], action, 0}, o_));
+    for (size_t c = 0; c < stats_.candidates.size(); ++c) {
+      GptqResult r = quantize_candidate(w, h, {stats_.units[i], stats_.candidates[c], 0}, o_);
+      u.loss.push_back(share * r.loss);
+      if (c == probe_candidate()) probes_.emplace_back(i, std::move(r.q));
+    }
   }
 
   Model& model_;
@@ -156,6 +216,7 @@ class Collector {
   const SensitivityOptions& o_;
   HessianStore* hessians_;
   std::vector<LinearSlot> slots_;
+  std::vector<std::pair<size_t, QuantizedMatrix>> probes_;  // this layer's units at the probe candidate
   ModelStats stats_;
 };
 

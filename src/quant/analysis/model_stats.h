@@ -4,11 +4,15 @@
 //  - block scores: mean 1 − cos(block input, block output) per decoder block (Li et al. 2024);
 //  - outlier scores of every linear's weights (plan::outlier_score);
 //  - sensitivity: per linear of the decoder body and per candidate action (int 2/3/4/8 g128 asym
-//    GPTQ by default), the expected loss  tokens_u / tokens · ½ Σ_r ΔW_r H_u ΔW_rᵀ, where H_u is
-//    built from the unit's own inputs (an expert's: only the tokens routed to it) and ΔW is the
+//    GPTQ by default), the expected loss  α_g · tokens_u / tokens · ½ Σ_r ΔW_r H_u ΔW_rᵀ, where H_u
+//    is built from the unit's own inputs (an expert's: only the tokens routed to it) and ΔW is the
 //    error of the quantizer's own algorithm at that width. ½ Σ ΔW H ΔWᵀ is the mean output error
 //    ‖ΔW x‖² per token that reaches the unit; the factor tokens_u / tokens makes it a mean over
 //    all calibration tokens, so a rarely routed expert costs little (routing frequency weighted in).
+//    α_g puts the linears' output spaces in one currency, the decoder block's output (the residual
+//    stream): for each group g = (layer, role, projection) it is Σ block_error / Σ Hessian loss at
+//    the probe candidate (the second width, 3 bits), where block_error is the measured mean
+//    ‖Δ block output‖² over a few calibration sequences with that one unit quantized.
 // The statistics are cached as JSON so that bench rows and re-runs reuse them.
 #pragma once
 
@@ -43,6 +47,7 @@ struct SensitivityOptions {
 struct UnitStats {
   int64_t tokens = 0;         // calibration rows the unit saw
   double outlier = 0;         // plan::outlier_score of its weights
+  double block_error = 0;     // mean ‖Δ block output‖² with this unit alone at the probe candidate
   std::vector<double> loss;   // per candidate; empty for units the allocation leaves alone
 };
 

@@ -45,7 +45,8 @@ json request_key(const StatsRequest& r) {
           {"candidates", candidates},
           {"gptq", {{"damp_percent", s.gptq.damp_percent}, {"block_size", s.gptq.block_size},
                     {"act_order", s.gptq.act_order}, {"static_groups", s.gptq.static_groups}}},
-          {"indivisible", int(s.indivisible)}};
+          {"indivisible", int(s.indivisible)},
+          {"version", 2}};  // 2: losses scaled to block output error
 }
 
 json stats_to_json(const ModelStats& s, const json& key) {
@@ -56,7 +57,8 @@ json stats_to_json(const ModelStats& s, const json& key) {
     units.push_back({{"name", s.units[i].name}, {"role", role_name(s.units[i].role)}, {"layer", s.units[i].layer},
                      {"expert", s.units[i].expert}, {"projection", s.units[i].projection}, {"rows", s.units[i].rows},
                      {"cols", s.units[i].cols}, {"tokens", s.per_unit[i].tokens},
-                     {"outlier", s.per_unit[i].outlier}, {"loss", s.per_unit[i].loss}});
+                     {"outlier", s.per_unit[i].outlier}, {"block_error", s.per_unit[i].block_error},
+                     {"loss", s.per_unit[i].loss}});
   return {{"key", key},           {"tokens", s.tokens},   {"seconds", s.seconds},
           {"other_params", s.other_params}, {"candidates", candidates}, {"routing", s.routing},
           {"block_scores", s.block_scores}, {"units", units}};
@@ -82,7 +84,7 @@ ModelStats stats_from_json(const json& doc, const std::string& source) {
     unit.rows = field<int64_t>(u, "rows", where);
     unit.cols = field<int64_t>(u, "cols", where);
     UnitStats st{field<int64_t>(u, "tokens", where), field<double>(u, "outlier", where),
-                 field<std::vector<double>>(u, "loss", where)};
+                 field<double>(u, "block_error", where), field<std::vector<double>>(u, "loss", where)};
     if (!st.loss.empty() && st.loss.size() != s.candidates.size())
       fail("{}: field 'loss' has {} entries for {} candidates", where, st.loss.size(), s.candidates.size());
     s.units.push_back(std::move(unit));
