@@ -73,8 +73,9 @@ class BenchRun {
   json run() {
     if (o_.calib.file.empty()) fail("bench: field 'calib' (calibration text) is required");
     for (const char* sub : {"recipes", "rows", "models"}) fs::create_directories(o_.out_dir / sub);
-    stats_ = analysis::load_or_collect_stats({o_.model_dir, o_.calib, {}}, o_.out_dir / "stats.json",
-                                             o_.sequential ? nullptr : &hessians_);
+    analysis::StatsRequest request{o_.model_dir, o_.calib, {}};
+    request.sensitivity.gptq.mse = o_.mse;
+    stats_ = analysis::load_or_collect_stats(request, o_.out_dir / "stats.json", o_.sequential ? nullptr : &hessians_);
     const Grid grid = o_.grid == "paper" ? paper_grid(stats_.units, o_.q2k_bits) : load_grid(o_.grid);
     ppl_ = load_ppl_sets(o_, tokenizer_);
     json results = {{"model", o_.model_dir.string()},
@@ -106,7 +107,10 @@ class BenchRun {
 
   plan::Recipe recipe_of(const GridRow& row) const {
     plan::Recipe r = row_recipe(row, stats_);
-    if (row.strategy != Strategy::RecipeFile) analysis::set_calibration(r, o_.calib);
+    if (row.strategy != Strategy::RecipeFile) {
+      analysis::set_calibration(r, o_.calib);
+      r.settings.gptq.mse = o_.mse;
+    }
     return r;
   }
 

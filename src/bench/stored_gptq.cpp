@@ -13,8 +13,7 @@ void quantize_from_store(Model& model, const plan::QuantPlan& plan, const analys
   std::vector<LinearSlot> slots = model.linears();
   if (slots.size() != plan.entries.size() || slots.size() != stats.units.size())
     fail("bench: the plan has {} entries for {} linears", plan.entries.size(), slots.size());
-  const auto& g = plan.settings.gptq;
-  const GptqOptions gptq{float(g.damp_percent), int(g.block_size), g.act_order, g.static_groups};
+  const GptqOptions gptq = gptq_options(plan.settings.gptq);
   for (size_t i = 0; i < slots.size(); ++i) {
     const plan::PlanEntry& e = plan.entries[i];
     if (!e.action.quantizes()) continue;

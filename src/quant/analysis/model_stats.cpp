@@ -38,8 +38,7 @@ GptqResult quantize_candidate(const Tensor& w, const Tensor& h, const plan::Plan
                               const SensitivityOptions& o) {
   const QuantSpec spec = effective_spec(entry, o.indivisible);
   if (entry.action.method == plan::QuantMethod::Gptq) {
-    const GptqOptions g{float(o.gptq.damp_percent), int(o.gptq.block_size), o.gptq.act_order, o.gptq.static_groups};
-    return gptq_quantize(w, h, spec, g);
+    return gptq_quantize(w, h, spec, gptq_options(o.gptq));
   }
   GptqResult r;
   r.q = rtn_quantize(w.ptr(), w.rows(), w.cols(), spec);

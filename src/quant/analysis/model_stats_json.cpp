@@ -44,7 +44,7 @@ json request_key(const StatsRequest& r) {
            {{"file", r.calib.file.string()}, {"samples", r.calib.samples}, {"seqlen", r.calib.seqlen}, {"seed", r.calib.seed}}},
           {"candidates", candidates},
           {"gptq", {{"damp_percent", s.gptq.damp_percent}, {"block_size", s.gptq.block_size},
-                    {"act_order", s.gptq.act_order}, {"static_groups", s.gptq.static_groups}}},
+                    {"act_order", s.gptq.act_order}, {"static_groups", s.gptq.static_groups}, {"mse", s.gptq.mse}}},
           {"indivisible", int(s.indivisible)},
           {"version", 2}};  // 2: losses scaled to block output error
 }

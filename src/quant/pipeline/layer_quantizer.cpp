@@ -151,10 +151,7 @@ class LayerQuantizer {
   }
 
   QuantizedMatrix run_gptq(const Tensor& w, const Tensor& hessian, const QuantSpec& spec, UnitResult& r) {
-    const auto& g = job_.settings->gptq;
-    GptqOptions opt{float(g.damp_percent), int(g.block_size), g.act_order, g.static_groups,
-                    g.mse ? std::optional<RangeSearch>(RangeSearch{}) : std::nullopt};
-    GptqResult res = gptq_quantize(w, hessian, spec, opt);
+    GptqResult res = gptq_quantize(w, hessian, spec, gptq_options(job_.settings->gptq));
     r.method = "gptq";
     r.loss = res.loss;
     return std::move(res.q);
@@ -232,6 +229,11 @@ class LayerQuantizer {
 };
 
 }  // namespace
+
+GptqOptions gptq_options(const plan::GptqSettings& g) {
+  return {float(g.damp_percent), int(g.block_size), g.act_order, g.static_groups,
+          g.mse ? std::optional<RangeSearch>(RangeSearch{}) : std::nullopt};
+}
 
 std::vector<float> expert_activations(const LinearOp& gate, const LinearOp& up, const std::vector<float>& x) {
   const int64_t in = gate.in_features(), ffn = gate.out_features(), n = int64_t(x.size()) / in;
