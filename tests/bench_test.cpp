@@ -182,6 +182,8 @@ TEST(BenchRun, DemoModelSmallGridResumes) {
   o.calib = {testing::source_dir() / "data/calib/demo_calib.txt", 4, 128, 0};
   o.ppl_files = {o.model_dir / "indomain_valid.txt"};
   o.windows = 1;
+  EXPECT_TRUE(o.mse);  // range search by default; off here for speed, and the recipes say so
+  o.mse = false;
   const nlohmann::json first = run_bench(o);
   ASSERT_EQ(first["rows"].size(), 3u);
   const double bf16 = first["rows"][0]["ppl"]["indomain_valid"], u4 = first["rows"][1]["ppl"]["indomain_valid"],
@@ -195,6 +197,7 @@ TEST(BenchRun, DemoModelSmallGridResumes) {
   for (const char* f : {"results.json", "results.md", "plot.svg", "stats.json", "recipes/u4.toml", "recipes/t3.toml"})
     EXPECT_TRUE(fs::exists(out / f)) << f;
   EXPECT_TRUE(fs::exists(out / "stats.hessians.safetensors"));
+  EXPECT_FALSE(plan::load_recipe(out / "recipes/u4.toml").settings.gptq.mse);
 
   // A rerun keeps every finished row (their files untouched) and recomputes a removed one.
   const auto stamp = fs::last_write_time(out / "rows/u4.json");

@@ -33,7 +33,7 @@ struct BenchOptions {
   std::filesystem::path data_dir;  // evaluation data (../shared/data/eval layout), for tasks
   int64_t task_limit = -1;         // documents per task; <0: all
   double q2k_bits = 3.5;           // the paper grid's last optimiser row
-  bool mse = false;                // GPTQ range search (recipes' [gptq] mse), sensitivities included
+  bool mse = true;                 // GPTQ range search (recipes' [gptq] mse), sensitivities included
   // false: quantize every row in memory with GPTQ on the Hessians of the statistics pass
   // (stored_gptq.h), seconds per row. true: run `moeq quantize`'s true-sequential pipeline on
   // each row's recipe into OUT/models/NAME (a pass of calibration data per stage and block).

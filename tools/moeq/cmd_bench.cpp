@@ -24,7 +24,8 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--data-dir", opts->data_dir, "Evaluation data folder (default ../shared/data/eval)");
   cmd->add_option("--limit", opts->task_limit, "Documents per task (default: all)");
   cmd->add_option("--q2k-bits", opts->q2k_bits, "Average bits of the paper grid's last optimiser row (default 3.5)");
-  cmd->add_flag("--mse", opts->mse, "GPTQ with range search (each group's range shrunk for the least squared error)");
+  cmd->add_flag("--no-mse{false}", opts->mse,
+                "GPTQ without range search (default: each group's range shrunk for the least squared error)");
   cmd->add_flag("--sequential", opts->sequential,
                 "Quantize each row with the true-sequential pipeline of moeq quantize (slow) instead of GPTQ on "
                 "the Hessians of the one calibration pass");
