@@ -51,7 +51,7 @@ const Measured& demo_measured() {
 
 const ModelStats& demo_stats() { return demo_measured().stats; }
 
-TEST(ModelStats, RoutingAndBlockScoresMatchASequenceAtATimeRun) {
+void check_RoutingAndBlockScoresMatchASequenceAtATimeRun() {
   const ModelStats& s = demo_stats();
   auto model = Model::load(demo_model());
   const Tokenizer tok = Tokenizer::load(demo_model() / "tokenizer.json");
@@ -80,7 +80,7 @@ TEST(ModelStats, RoutingAndBlockScoresMatchASequenceAtATimeRun) {
   }
 }
 
-TEST(ModelStats, TokensAndOutliersPerUnit) {
+void check_TokensAndOutliersPerUnit() {
   const ModelStats& s = demo_stats();
   const Checkpoint ck = Checkpoint::open(demo_model());
   for (size_t i = 0; i < s.units.size(); ++i) {
@@ -96,7 +96,7 @@ TEST(ModelStats, TokensAndOutliersPerUnit) {
   }
 }
 
-TEST(ModelStats, SensitivityFallsWithEveryBit) {
+void check_SensitivityFallsWithEveryBit() {
   const ModelStats& s = demo_stats();
   ASSERT_EQ(s.candidates.size(), 4u);
   int measured = 0;
@@ -119,7 +119,7 @@ TEST(ModelStats, SensitivityFallsWithEveryBit) {
   EXPECT_GE(measured, 4 * (4 + 20));
 }
 
-TEST(ModelStats, JsonRoundTripAndCache) {
+void check_JsonRoundTripAndCache() {
   const ModelStats& s = demo_stats();
   const nlohmann::json key = {{"k", 1}};
   const ModelStats back = analysis::stats_from_json(analysis::stats_to_json(s, key), "mem");
@@ -145,7 +145,7 @@ TEST(ModelStats, JsonRoundTripAndCache) {
   }
 }
 
-TEST(ModelStats, StoredHessiansAndBlockErrorsGiveTheMeasuredLosses) {
+void check_StoredHessiansAndBlockErrorsGiveTheMeasuredLosses() {
   const Measured& m = demo_measured();
   const ModelStats& s = m.stats;
   const Checkpoint ck = Checkpoint::open(demo_model());
@@ -218,7 +218,7 @@ double expected_loss(const ModelStats& s, const plan::Recipe& recipe, double& bi
   return total;
 }
 
-TEST(TargetBits, BeatsTheHeuristicsAtTheirOwnBits) {
+void check_TargetBitsBeatsTheHeuristicsAtTheirOwnBits() {
   const ModelStats& s = demo_stats();
   const auto gptq = [](int b) { return plan::QuantAction::int_bits(plan::QuantMethod::Gptq, b); };
   plan::RoleActions base = plan::RoleActions::all(gptq(2));
@@ -241,6 +241,17 @@ TEST(TargetBits, BeatsTheHeuristicsAtTheirOwnBits) {
     EXPECT_LT(optimised, heuristic) << h.description;
   }
   EXPECT_THROW(analysis::target_bits_recipe(s, 1.9), Error);
+}
+
+// One test, so that the suite measures the demo model once (ctest runs every test in its own
+// process).
+TEST(ModelStats, DemoModel) {
+  check_RoutingAndBlockScoresMatchASequenceAtATimeRun();
+  check_TokensAndOutliersPerUnit();
+  check_SensitivityFallsWithEveryBit();
+  check_JsonRoundTripAndCache();
+  check_StoredHessiansAndBlockErrorsGiveTheMeasuredLosses();
+  check_TargetBitsBeatsTheHeuristicsAtTheirOwnBits();
 }
 
 }  // namespace
