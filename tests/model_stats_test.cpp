@@ -154,7 +154,7 @@ void check_StoredHessiansAndBlockErrorsGiveTheMeasuredLosses() {
   auto gptq = [&](size_t i, size_t c) {
     const plan::PlanEntry e{s.units[i], s.candidates[c], 0};
     return gptq_quantize(ck.get(s.units[i].name).to_f32(), m.hessians.get(Key::key(s.units[i])),
-                         effective_spec(e, IndivisibleGroups::PerChannel));
+                         effective_spec(e, IndivisibleGroups::PerChannel), gptq_options(analysis::SensitivityOptions{}.gptq));
   };
   for (size_t i = 0; i < s.units.size(); ++i) {
     if (s.per_unit[i].loss.empty() || s.per_unit[i].tokens == 0) continue;
