@@ -29,19 +29,6 @@ struct EvalArgs {
   int64_t batch = 16;
 };
 
-// ../shared/data/eval next to the repository: $MOEQ_SHARED/data/eval when set, else relative to
-// the binary (build/moeq → <repo>/../shared), else relative to the working directory.
-fs::path default_data_dir() {
-  if (const char* shared = std::getenv("MOEQ_SHARED")) return fs::path(shared) / "data/eval";
-  std::error_code ec;
-  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    fs::path candidate = exe.parent_path().parent_path().parent_path() / "shared/data/eval";
-    if (fs::exists(candidate)) return candidate;
-  }
-  return fs::path("..") / "shared/data/eval";
-}
-
 void run_eval(const EvalArgs& args) {
   EvalOptions options;
   for (const std::string& f : args.ppl) options.ppl_files.emplace_back(f);
@@ -63,6 +50,17 @@ void run_eval(const EvalArgs& args) {
 }
 
 }  // namespace
+
+std::filesystem::path default_data_dir() {
+  if (const char* shared = std::getenv("MOEQ_SHARED")) return fs::path(shared) / "data/eval";
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    fs::path candidate = exe.parent_path().parent_path().parent_path() / "shared/data/eval";
+    if (fs::exists(candidate)) return candidate;
+  }
+  return fs::path("..") / "shared/data/eval";
+}
 
 void add_eval_command(CLI::App& app) {
   auto args = std::make_shared<EvalArgs>();

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   moeq::cli::add_quantize_command(app);
   moeq::cli::add_generate_command(app);
   moeq::cli::add_eval_command(app);
+  moeq::cli::add_bench_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -65,17 +65,6 @@ class Recorders {
   std::vector<LinearPtr> held_;
 };
 
-// SiLU(gate(x)) · up(x) over every token of the layer: the input an expert's down projection
-// would see if the router had sent it all tokens.
-std::vector<float> expert_activations(const LinearOp& gate, const LinearOp& up, const std::vector<float>& x) {
-  const int64_t in = gate.in_features(), ffn = gate.out_features(), n = int64_t(x.size()) / in;
-  std::vector<float> g(size_t(n * ffn)), u(size_t(n * ffn));
-  gate.forward(x.data(), n, g.data());
-  up.forward(x.data(), n, u.data());
-  for (size_t i = 0; i < g.size(); ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
-  return g;
-}
-
 struct StageContext {
   const LayerJob& job;
   const std::vector<InputRecorder*>& recorders;  // per slot, null if not recorded
@@ -162,10 +151,7 @@ class LayerQuantizer {
   }
 
   QuantizedMatrix run_gptq(const Tensor& w, const Tensor& hessian, const QuantSpec& spec, UnitResult& r) {
-    const auto& g = job_.settings->gptq;
-    GptqOptions opt{float(g.damp_percent), int(g.block_size), g.act_order, g.static_groups,
-                    g.mse ? std::optional<RangeSearch>(RangeSearch{}) : std::nullopt};
-    GptqResult res = gptq_quantize(w, hessian, spec, opt);
+    GptqResult res = gptq_quantize(w, hessian, spec, gptq_options(job_.settings->gptq));
     r.method = "gptq";
     r.loss = res.loss;
     return std::move(res.q);
@@ -243,6 +229,20 @@ class LayerQuantizer {
 };
 
 }  // namespace
+
+GptqOptions gptq_options(const plan::GptqSettings& g) {
+  return {float(g.damp_percent), int(g.block_size), g.act_order, g.static_groups,
+          g.mse ? std::optional<RangeSearch>(RangeSearch{}) : std::nullopt};
+}
+
+std::vector<float> expert_activations(const LinearOp& gate, const LinearOp& up, const std::vector<float>& x) {
+  const int64_t in = gate.in_features(), ffn = gate.out_features(), n = int64_t(x.size()) / in;
+  std::vector<float> g(size_t(n * ffn)), u(size_t(n * ffn));
+  gate.forward(x.data(), n, g.data());
+  up.forward(x.data(), n, u.data());
+  for (size_t i = 0; i < g.size(); ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+  return g;
+}
 
 QuantSpec effective_spec(const plan::PlanEntry& entry, IndivisibleGroups indivisible) {
   QuantSpec spec = entry.action.spec;

@@ -14,6 +14,7 @@
 
 #include "io/safetensors.h"
 #include "model/model.h"
+#include "quant/algo/gptq.h"
 #include "quant/plan/plan.h"
 
 namespace moeq {
@@ -47,6 +48,13 @@ struct LayerResult {
   std::vector<UnitResult> units;
   std::vector<std::string> warnings;
 };
+
+// SiLU(gate(x)) · up(x) over every token of the layer (x: [tokens, in]): the input an expert's
+// down projection would see if the router had sent it all tokens.
+std::vector<float> expert_activations(const LinearOp& gate, const LinearOp& up, const std::vector<float>& x);
+
+// A recipe's [gptq] table as the algorithm's options.
+GptqOptions gptq_options(const plan::GptqSettings& settings);
 
 // The spec a plan entry is quantized with for this tensor shape (applies IndivisibleGroups).
 QuantSpec effective_spec(const plan::PlanEntry& entry, IndivisibleGroups indivisible);

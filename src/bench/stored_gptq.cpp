@@ -1,0 +1,41 @@
+#include "bench/stored_gptq.h"
+
+#include "core/error.h"
+#include "kernels/cpu/quant_linear.h"
+#include "kernels/dense_linear.h"
+#include "quant/algo/gptq.h"
+#include "quant/algo/rtn.h"
+
+namespace moeq::bench {
+
+void quantize_from_store(Model& model, const plan::QuantPlan& plan, const analysis::ModelStats& stats,
+                         const analysis::HessianStore& hessians, IndivisibleGroups indivisible) {
+  std::vector<LinearSlot> slots = model.linears();
+  if (slots.size() != plan.entries.size() || slots.size() != stats.units.size())
+    fail("bench: the plan has {} entries for {} linears", plan.entries.size(), slots.size());
+  const GptqOptions gptq = gptq_options(plan.settings.gptq);
+  for (size_t i = 0; i < slots.size(); ++i) {
+    const plan::PlanEntry& e = plan.entries[i];
+    if (!e.action.quantizes()) continue;
+    if (slots[i].name != e.unit.name) fail("bench: linear {} is '{}', the plan's is '{}'", i, slots[i].name, e.unit.name);
+    const auto* dense = dynamic_cast<const DenseLinear*>(slots[i].op->get());
+    if (!dense) fail("bench: '{}' is not a dense weight", e.unit.name);
+    const Tensor w = dense->weight_f32();
+    const QuantSpec spec = effective_spec(e, indivisible);
+    QuantizedMatrix q;
+    switch (e.action.method) {
+      case plan::QuantMethod::Rtn: q = rtn_quantize(w.ptr(), w.rows(), w.cols(), spec); break;
+      case plan::QuantMethod::Gptq: {
+        const bool few = e.unit.role == TensorRole::RoutedExpert && stats.per_unit[i].tokens < analysis::kMinExpertTokens;
+        const std::string key = analysis::HessianStore::key(
+            e.unit, few ? analysis::HessianStore::Tokens::AllOfLayer : analysis::HessianStore::Tokens::Routed);
+        q = gptq_quantize(w, hessians.get(key), spec, gptq).q;
+        break;
+      }
+      default: fail("bench: '{}': {} needs the sequential pipeline (--sequential)", e.unit.name, describe(e.action));
+    }
+    *slots[i].op = make_quant_linear(q);
+  }
+}
+
+}  // namespace moeq::bench
