@@ -36,7 +36,11 @@ struct PplSet {
 
 std::vector<PplSet> load_ppl_sets(const BenchOptions& o, const Tokenizer& tokenizer) {
   std::vector<fs::path> files = o.ppl_files;
-  if (files.empty()) files = {o.model_dir / "reference" / "wikitext2_test.ids.int32", o.model_dir / "indomain_valid.txt"};
+  if (files.empty()) {
+    for (const fs::path& f : {o.model_dir / "reference" / "wikitext2_test.ids.int32", o.model_dir / "indomain_valid.txt"})
+      if (fs::exists(f)) files.push_back(f);
+    if (files.empty()) fail("{}: no reference/wikitext2_test.ids.int32 or indomain_valid.txt: pass --ppl FILE", o.model_dir.string());
+  }
   std::vector<PplSet> sets;
   for (const fs::path& f : files) {
     PplSet s{f.filename().string().substr(0, f.filename().string().find('.')), {}};
@@ -75,11 +79,13 @@ class BenchRun {
     for (const char* sub : {"recipes", "rows", "models"}) fs::create_directories(o_.out_dir / sub);
     analysis::StatsRequest request{o_.model_dir, o_.calib, {}};
     request.sensitivity.gptq.mse = o_.mse;
-    stats_ = analysis::load_or_collect_stats(request, o_.out_dir / "stats.json", o_.sequential ? nullptr : &hessians_);
-    const Grid grid = o_.grid == "paper" ? paper_grid(stats_.units, o_.q2k_bits) : load_grid(o_.grid);
+    // Files first, so that a bad grid or perplexity file fails before the statistics pass.
+    std::optional<Grid> grid = o_.grid == "paper" ? std::nullopt : std::optional(load_grid(o_.grid));
     ppl_ = load_ppl_sets(o_, tokenizer_);
+    stats_ = analysis::load_or_collect_stats(request, o_.out_dir / "stats.json", o_.sequential ? nullptr : &hessians_);
+    if (!grid) grid = paper_grid(stats_.units, o_.q2k_bits);
     json results = {{"model", o_.model_dir.string()},
-                    {"grid", grid.source},
+                    {"grid", grid->source},
                     {"calibration", {{"file", o_.calib.file.string()}, {"samples", o_.calib.samples},
                                      {"seqlen", o_.calib.seqlen}, {"seed", o_.calib.seed}}},
                     {"eval", eval_key()},
@@ -87,13 +93,13 @@ class BenchRun {
                     {"stats_seconds", stats_.seconds},
                     {"rows", json::array()}};
     const auto start = Clock::now();
-    for (size_t i = 0; i < grid.rows.size(); ++i) {
-      fmt::print(stderr, "moeq: bench row {}/{} '{}' ({:.0f} s so far)\n", i + 1, grid.rows.size(), grid.rows[i].name,
+    for (size_t i = 0; i < grid->rows.size(); ++i) {
+      fmt::print(stderr, "moeq: bench row {}/{} '{}' ({:.0f} s so far)\n", i + 1, grid->rows.size(), grid->rows[i].name,
                  since(start));
-      results["rows"].push_back(run_row(grid.rows[i]));
+      results["rows"].push_back(run_row(grid->rows[i]));
       write_reports(o_.out_dir, results);
     }
-    fmt::print(stderr, "moeq: bench finished {} rows in {:.0f} s; see {}\n", grid.rows.size(), since(start),
+    fmt::print(stderr, "moeq: bench finished {} rows in {:.0f} s; see {}\n", grid->rows.size(), since(start),
                (o_.out_dir / "results.md").string());
     return results;
   }

@@ -26,7 +26,8 @@ struct BenchOptions {
   std::string grid = "paper";  // "paper" or a grid file
   CalibOptions calib;          // file required
   // Perplexity sets: raw int32 id files (*.int32) or UTF-8 text (tokenized once as one string).
-  // Empty: the model folder's reference/wikitext2_test.ids.int32 and indomain_valid.txt.
+  // Empty: those of the model folder's reference/wikitext2_test.ids.int32 and
+  // indomain_valid.txt that exist.
   std::vector<std::filesystem::path> ppl_files;
   int64_t windows = 0;  // windows of 512 tokens per perplexity set; 0: all
   std::vector<std::string> tasks;
