@@ -11,6 +11,7 @@
 
 #include "bench/grid.h"
 #include "core/error.h"
+#include "io/toml_field.h"
 
 namespace moeq::bench {
 namespace {
@@ -49,16 +50,7 @@ class RowReader {
 
   template <typename T>
   std::optional<T> get(std::string_view key) const {
-    const toml::node* node = t_.get(key);
-    if (!node) return std::nullopt;
-    std::optional<T> v;
-    if constexpr (std::is_same_v<T, double>) {
-      if (node->is_number()) v = node->value<double>();
-    } else {
-      v = node->value_exact<T>();
-    }
-    if (!v) fail("{}: field '{}' has the wrong type", where_, key);
-    return v;
+    return toml_field<T>(t_, key, where_);
   }
 
   int64_t integer(std::string_view key, int64_t fallback, int64_t lo, int64_t hi) const {

@@ -12,6 +12,7 @@
 #include <toml++/toml.h>
 
 #include "core/error.h"
+#include "io/toml_field.h"
 #include "quant/plan/name_regex.h"
 
 namespace moeq::plan {
@@ -26,30 +27,9 @@ void check_keys(const toml::table& table, const std::string& where, Keys known) 
   }
 }
 
-// The value of `key` if present; a value of the wrong type is an error, not "absent".
-template <typename T>
-std::optional<T> get(const toml::table& table, std::string_view key, const std::string& where) {
-  const toml::node* node = table.get(key);
-  if (!node) return std::nullopt;
-  std::optional<T> value;
-  if constexpr (std::is_same_v<T, double>) {
-    if (node->is_number()) value = node->value<double>();
-  } else {
-    value = node->value_exact<T>();
-  }
-  if (!value) {
-    constexpr std::string_view type = std::is_same_v<T, double>        ? "a number"
-                                      : std::is_same_v<T, int64_t>     ? "an integer"
-                                      : std::is_same_v<T, bool>        ? "true or false"
-                                                                       : "a string";
-    fail("{}: field '{}' must be {}", where, key, type);
-  }
-  return value;
-}
-
 int64_t get_count(const toml::table& table, std::string_view key, const std::string& where,
                   int64_t fallback, int64_t min) {
-  int64_t value = get<int64_t>(table, key, where).value_or(fallback);
+  int64_t value = toml_field<int64_t>(table, key, where).value_or(fallback);
   if (value < min) fail("{}: field '{}' = {} must be at least {}", where, key, value, min);
   return value;
 }
@@ -113,7 +93,7 @@ std::optional<IndexSet> get_indices(const toml::table& table, std::string_view k
 template <typename Enum>
 Enum get_enum(const toml::table& table, std::string_view key, const std::string& where, Enum fallback,
               bool (*parse)(std::string_view, Enum&), std::string_view expected) {
-  auto text = get<std::string>(table, key, where);
+  auto text = toml_field<std::string>(table, key, where);
   Enum value = fallback;
   if (text && !parse(*text, value)) fail("{}: field '{}' = '{}' (expected {})", where, key, *text, expected);
   return value;
@@ -137,14 +117,14 @@ QuantAction parse_action(const toml::table& rule, const std::string& where) {
   std::string_view foreign = is_int ? "double_quant" : "symmetric";
   if (rule.contains(foreign))
     fail("{}: field '{}' does not apply to format {}", where, foreign, format_name(spec.format));
-  auto bits = get<int64_t>(rule, "bits", where);
+  auto bits = toml_field<int64_t>(rule, "bits", where);
   if (is_int && !bits) fail("{}: field 'bits' is missing (2, 3, 4 or 8 for format int)", where);
   // Out-of-range values saturate; validate_action rejects them.
   auto narrow = [](int64_t v) { return int(std::clamp<int64_t>(v, INT_MIN, INT_MAX)); };
   spec.bits = narrow(bits.value_or(4));
-  spec.group_size = narrow(get<int64_t>(rule, "group_size", where).value_or(is_int ? 128 : 64));
-  spec.symmetric = is_int && get<bool>(rule, "symmetric", where).value_or(false);
-  spec.double_quant = !is_int && get<bool>(rule, "double_quant", where).value_or(true);
+  spec.group_size = narrow(toml_field<int64_t>(rule, "group_size", where).value_or(is_int ? 128 : 64));
+  spec.symmetric = is_int && toml_field<bool>(rule, "symmetric", where).value_or(false);
+  spec.double_quant = !is_int && toml_field<bool>(rule, "double_quant", where).value_or(true);
   validate_action(action, where);
   return action;
 }
@@ -154,7 +134,7 @@ Rule parse_rule(const toml::table& table, const std::string& where) {
              {"note", "role", "layers", "experts", "projection", "name_regex", "method", "format", "bits",
               "group_size", "symmetric", "double_quant"});
   Rule rule;
-  rule.note = get<std::string>(table, "note", where).value_or("");
+  rule.note = toml_field<std::string>(table, "note", where).value_or("");
   for (const std::string& name : get_strings(table, "role", where)) {
     TensorRole role;
     if (!parse_role(name, role))
@@ -165,7 +145,7 @@ Rule parse_rule(const toml::table& table, const std::string& where) {
   rule.select.layers = get_indices(table, "layers", where);
   rule.select.experts = get_indices(table, "experts", where);
   rule.select.projections = get_strings(table, "projection", where);
-  rule.select.name_regex = get<std::string>(table, "name_regex", where).value_or("");
+  rule.select.name_regex = toml_field<std::string>(table, "name_regex", where).value_or("");
   if (!rule.select.name_regex.empty()) NameRegex(rule.select.name_regex, where);
   rule.action = parse_action(table, where);
   return rule;
@@ -191,24 +171,24 @@ void parse_settings(const toml::table& root, const std::string& source, RecipeSe
   s.calibration.samples = get_count(calib, "samples", calib_at, s.calibration.samples, 1);
   s.calibration.seqlen = get_count(calib, "seqlen", calib_at, s.calibration.seqlen, 1);
   s.calibration.seed = get_count(calib, "seed", calib_at, s.calibration.seed, 0);
-  s.calibration.file = get<std::string>(calib, "file", calib_at).value_or("");
+  s.calibration.file = toml_field<std::string>(calib, "file", calib_at).value_or("");
 
   auto [gptq, gptq_at] = section(root, "gptq", source, {"damp_percent", "block_size", "act_order", "static_groups", "mse"});
-  s.gptq.damp_percent = get<double>(gptq, "damp_percent", gptq_at).value_or(s.gptq.damp_percent);
+  s.gptq.damp_percent = toml_field<double>(gptq, "damp_percent", gptq_at).value_or(s.gptq.damp_percent);
   if (!(s.gptq.damp_percent >= 0 && s.gptq.damp_percent < 1))
     fail("{}: field 'damp_percent' = {} must be in [0, 1)", gptq_at, s.gptq.damp_percent);
   s.gptq.block_size = get_count(gptq, "block_size", gptq_at, s.gptq.block_size, 1);
-  s.gptq.act_order = get<bool>(gptq, "act_order", gptq_at).value_or(s.gptq.act_order);
-  s.gptq.static_groups = get<bool>(gptq, "static_groups", gptq_at).value_or(s.gptq.static_groups);
-  s.gptq.mse = get<bool>(gptq, "mse", gptq_at).value_or(s.gptq.mse);
+  s.gptq.act_order = toml_field<bool>(gptq, "act_order", gptq_at).value_or(s.gptq.act_order);
+  s.gptq.static_groups = toml_field<bool>(gptq, "static_groups", gptq_at).value_or(s.gptq.static_groups);
+  s.gptq.mse = toml_field<bool>(gptq, "mse", gptq_at).value_or(s.gptq.mse);
 
   auto [awq, awq_at] = section(root, "awq", source, {"n_grid", "duo_scaling", "clip"});
   s.awq.n_grid = get_count(awq, "n_grid", awq_at, s.awq.n_grid, 1);
-  s.awq.duo_scaling = get<bool>(awq, "duo_scaling", awq_at).value_or(s.awq.duo_scaling);
-  s.awq.clip = get<bool>(awq, "clip", awq_at).value_or(s.awq.clip);
+  s.awq.duo_scaling = toml_field<bool>(awq, "duo_scaling", awq_at).value_or(s.awq.duo_scaling);
+  s.awq.clip = toml_field<bool>(awq, "clip", awq_at).value_or(s.awq.clip);
 
   auto [under, under_at] = section(root, "under_calibrated", source, {"policy", "min_tokens"});
-  if (auto policy = get<std::string>(under, "policy", under_at)) {
+  if (auto policy = toml_field<std::string>(under, "policy", under_at)) {
     if (*policy != "all_tokens" && *policy != "rtn")
       fail("{}: field 'policy' = '{}' (expected all_tokens or rtn)", under_at, *policy);
     s.under_calibrated.policy = *policy == "rtn" ? UnderCalibratedPolicy::Rtn : UnderCalibratedPolicy::AllTokens;
@@ -228,10 +208,10 @@ toml::table parse_toml(Parse&& parse, const std::string& source) {
 
 Recipe parse_root(const toml::table& root, std::string source) {
   check_keys(root, source, {"version", "description", "calibration", "gptq", "awq", "under_calibrated", "rule"});
-  if (auto version = get<int64_t>(root, "version", source); version && *version != 1)
+  if (auto version = toml_field<int64_t>(root, "version", source); version && *version != 1)
     fail("{}: field 'version' = {} (this moeq reads recipe version 1)", source, *version);
   Recipe recipe;
-  recipe.description = get<std::string>(root, "description", source).value_or("");
+  recipe.description = toml_field<std::string>(root, "description", source).value_or("");
   parse_settings(root, source, recipe.settings);
   if (const toml::node* rules = root.get("rule")) {
     const toml::array* array = rules->as_array();
