@@ -2,7 +2,8 @@
 // prefill tokens/s scoring WikiText-2 windows of 512 (several windows per forward, exactly as
 // the perplexity evaluation runs them) and decode tokens/s (128 single-token steps with the KV cache
 // after a short prompt). Usage: forward_bench [SHARED_DIR] [--storage mapped|f32]
-// [--windows-per-batch N] [--batches N] [--models a,b,c]
+// [--windows-per-batch N] [--batches N] [--decode-reps N] [--models a,b,c]
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <cstdlib>
@@ -31,7 +32,7 @@ double cpu_seconds() {
 }
 
 nlohmann::json bench_model(const std::filesystem::path& dir, moeq::DenseStorage storage, int64_t windows_per_batch,
-                           int64_t batches) {
+                           int64_t batches, int64_t decode_reps) {
   constexpr int64_t kWindow = 512, kPrompt = 16, kDecodeSteps = 128;
   auto t_load = clock_type::now();
   auto model = Model::load(dir, {storage});
@@ -49,19 +50,27 @@ nlohmann::json bench_model(const std::filesystem::path& dir, moeq::DenseStorage 
   const double prefill_s = seconds_since(t), prefill_cpu = cpu_seconds() - cpu0;
 
   moeq::generate(*model, std::span(ids).first(kPrompt), 8);  // warm-up
-  const double cpu1 = cpu_seconds();
-  moeq::Generation g = moeq::generate(*model, std::span(ids).first(kPrompt), kDecodeSteps + 1);
-  const double decode_cpu = cpu_seconds() - cpu1;
-  const double decode_tps = double(g.tokens.size() - 1) / g.decode_seconds;
+  // As llama-bench: several repetitions of the 128 steps; the median is the figure, the spread
+  // says how noisy the machine was.
+  std::vector<double> decode_tps;
+  double decode_cpu = 0.0;
+  for (int64_t rep = 0; rep < decode_reps; ++rep) {
+    const double cpu1 = cpu_seconds();
+    moeq::Generation g = moeq::generate(*model, std::span(ids).first(kPrompt), kDecodeSteps + 1);
+    decode_cpu += cpu_seconds() - cpu1;
+    decode_tps.push_back(double(g.tokens.size() - 1) / g.decode_seconds);
+  }
+  std::vector<double> sorted = decode_tps;
+  std::ranges::sort(sorted);
   return {{"load_s", load_s},
           {"prefill_tokens", batches * per_batch},
           {"prefill_s", prefill_s},
           {"prefill_tokens_per_s", double(batches * per_batch) / prefill_s},
           {"prefill_cpu_s", prefill_cpu},
-          {"decode_steps", g.tokens.size() - 1},
-          {"decode_tokens_per_s", decode_tps},
-          {"decode_cpu_s", decode_cpu},
-          {"prompt_prefill_s", g.prefill_seconds}};
+          {"decode_steps", kDecodeSteps},
+          {"decode_tokens_per_s", sorted[sorted.size() / 2]},
+          {"decode_tokens_per_s_runs", decode_tps},
+          {"decode_cpu_s_per_run", decode_cpu / double(decode_reps)}};
 }
 
 }  // namespace
@@ -71,20 +80,23 @@ int main(int argc, char** argv) {
   const char* env = std::getenv("MOEQ_SHARED");
   std::string shared = env ? env : "../shared";
   std::string storage_name = "mapped";
-  int64_t windows_per_batch = 4, batches = 3;
+  int64_t windows_per_batch = 4, batches = 3, decode_reps = 5;
   std::vector<std::string> models = {"mixtral", "qwen2_moe", "qwen3_moe"};
   app.add_option("shared", shared, "the shared data folder (default $MOEQ_SHARED or ../shared)");
   app.add_option("--storage", storage_name, "dense weight storage: mapped (bf16 tiles) or f32")
       ->check(CLI::IsMember({"mapped", "f32"}));
   app.add_option("--windows-per-batch", windows_per_batch, "512-token windows per forward");
   app.add_option("--batches", batches, "timed prefill forwards");
+  app.add_option("--decode-reps", decode_reps, "timed decode runs of 128 steps (the median is reported)")
+      ->check(CLI::PositiveNumber);
   app.add_option("--models", models, "models under SHARED/models")->delimiter(',');
   CLI11_PARSE(app, argc, argv);
   const auto storage = storage_name == "f32" ? moeq::DenseStorage::F32 : moeq::DenseStorage::Mapped;
   try {
     nlohmann::json out = {{"storage", storage_name}, {"windows_per_batch", windows_per_batch}, {"models", {}}};
     for (const auto& name : models)
-      out["models"][name] = bench_model(std::filesystem::path(shared) / "models" / name, storage, windows_per_batch, batches);
+      out["models"][name] = bench_model(std::filesystem::path(shared) / "models" / name, storage, windows_per_batch, batches,
+                                           decode_reps);
     fmt::print("{}\n", out.dump(2));
   } catch (const std::exception& e) {
     fmt::print(stderr, "forward_bench: {}\n", e.what());

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstring>
 
+#include <omp.h>
+
 #include "io/safetensors.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
@@ -41,6 +43,9 @@ float max_diff(const float* a, const float* b, int64_t n) {
 class Decode : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(Decode, TokenByTokenWithCacheMatchesPrefill) {
+  // Two threads whatever OMP_NUM_THREADS says: decode steps spread the experts over the threads,
+  // a path a one-thread run never takes. (ctest runs each test in its own process.)
+  omp_set_num_threads(2);
   FixtureRun f = open_fixture(GetParam());
   const int64_t v = f.model->vocab_size(), prompt = 5;
   std::span<const int32_t> row(f.ids.data(), size_t(f.seq));

@@ -129,7 +129,7 @@ void gemm(const GemmArgs& g) {
   const int64_t panels = (g.n + kNr - 1) / kNr;
   // A fork/join costs microseconds on a quiet machine and far more on a busy one: only products
   // of a few million multiply-adds or more are split.
-  const bool parallel = panels > 1 && g.m * g.n * g.k >= (1 << 22) && !omp_in_parallel();
+  const bool parallel = panels > 1 && g.m * g.n * g.k >= (1 << 22) && omp_get_level() == 0;
 #pragma omp parallel if (parallel)
   {
     thread_local std::vector<float> buf;

@@ -75,9 +75,11 @@ void gemv(const GemvArgs& a, const W* w) {
     gemv_rows_ref(a, w, 0, a.rows);
     return;
   }
-  // Only big matrices are worth a parallel region: decode runs ~90 of these per token, and on a
-  // busy machine every fork/join can wait milliseconds for a descheduled thread.
-  const bool parallel = a.rows * a.cols >= (1 << 22) && !omp_in_parallel();
+  // A fork/join costs a few microseconds on an idle machine: worth it from ~64K weights (a decode
+  // step of the small trained models runs ~90 such matrices). omp_get_level() rather than
+  // omp_in_parallel(): inside an inactive region (`parallel if(false)`, as attention's decode
+  // step), a nested team would create fresh threads on every call.
+  const bool parallel = a.rows * a.cols >= (1 << 16) && omp_get_level() == 0;
 #pragma omp parallel if (parallel)
   {
     const int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();

@@ -1,5 +1,7 @@
 #include "model/moe.h"
 
+#include <omp.h>
+
 #include <algorithm>
 
 #include "kernels/ops.h"
@@ -23,6 +25,31 @@ void group_by_expert(const LayerRouting& r, int64_t experts, ExpertGroups& g) {
   for (size_t s = 0; s < r.chosen.size(); ++s) g.slot[size_t(fill[size_t(r.chosen[s])]++)] = int64_t(s);
 }
 
+// Decode steps give each expert a row or two: too little for a parallel matmul, so the experts
+// themselves (and the shared expert) are spread over the threads instead, one fork per layer.
+constexpr int64_t kExpertParallelTokens = 4;
+
+// Expert e on the tokens routed to it: rows begin..begin+m of the slot-ordered output y.
+void run_routed_expert(const MoeWeights& w, const ExpertGroups& g, int64_t e, const float* x, int64_t top_k,
+                       int64_t hidden, float* y, Workspace& ws) {
+  const int64_t begin = g.start[size_t(e)], m = g.start[size_t(e + 1)] - begin;
+  float* in = ws.get(Buf::Gathered, m * hidden);
+  for (int64_t i = 0; i < m; ++i) std::copy_n(x + (g.slot[size_t(begin + i)] / top_k) * hidden, hidden, in + i * hidden);
+  w.experts[size_t(e)].forward(in, m, y + begin * hidden, ws);
+}
+
+// The shared expert's output, already multiplied by its sigmoid gate where it has one.
+void run_shared_expert(const MoeWeights& w, const float* x, int64_t n, int64_t hidden, float* sh, Workspace& ws) {
+  w.shared->forward(x, n, sh, ws);
+  if (!w.shared_gate) return;
+  float* g = ws.get(Buf::SharedGate, n);
+  w.shared_gate(x, n, g);
+  for (int64_t t = 0; t < n; ++t) {
+    const float s = sigmoid(g[t]);
+    for (int64_t d = 0; d < hidden; ++d) sh[t * hidden + d] *= s;
+  }
+}
+
 }  // namespace
 
 void moe_forward(const MoeWeights& w, const ModelConfig& c, const float* x, int64_t n, float* out, Workspace& ws,
@@ -34,37 +61,43 @@ void moe_forward(const MoeWeights& w, const ModelConfig& c, const float* x, int6
   w.router(x, n, r.logits.data());
   route_tokens(c, w.correction_bias, r);
 
-  thread_local ExpertGroups groups;
+  // A reference, not the thread_local itself: the worker threads below must see this thread's.
+  thread_local ExpertGroups groups_storage;
+  ExpertGroups& groups = groups_storage;
   group_by_expert(r, c.num_experts, groups);
-  std::fill_n(out, n * h, 0.0f);
-  for (int64_t e = 0; e < c.num_experts; ++e) {
-    const int64_t begin = groups.start[size_t(e)], m = groups.start[size_t(e + 1)] - begin;
-    if (m == 0) continue;
-    float* in = ws.get(Buf::Gathered, m * h);
-    float* y = ws.get(Buf::ExpertOut, m * h);
-    for (int64_t i = 0; i < m; ++i) std::copy_n(x + (groups.slot[size_t(begin + i)] / k) * h, h, in + i * h);
-    w.experts[size_t(e)].forward(in, m, y, ws);
-    for (int64_t i = 0; i < m; ++i) {
-      const int64_t s = groups.slot[size_t(begin + i)];
-      const float weight = r.weights[size_t(s)];
-      float* dst = out + (s / k) * h;
-      const float* src = y + i * h;
-      for (int64_t d = 0; d < h; ++d) dst[d] += src[d] * weight;
-    }
-  }
-  if (!w.shared) return;
-  float* sh = ws.get(Buf::Shared, n * h);
-  w.shared->forward(x, n, sh, ws);
-  if (w.shared_gate) {
-    float* g = ws.get(Buf::SharedGate, n);
-    w.shared_gate(x, n, g);
-    for (int64_t t = 0; t < n; ++t) {
-      const float s = sigmoid(g[t]);
-      for (int64_t d = 0; d < h; ++d) out[t * h + d] += s * sh[t * h + d];
+  std::vector<int64_t> active;
+  for (int64_t e = 0; e < c.num_experts; ++e)
+    if (groups.start[size_t(e + 1)] > groups.start[size_t(e)]) active.push_back(e);
+  float* y = ws.get(Buf::ExpertOut, n * k * h);
+  float* sh = w.shared ? ws.get(Buf::Shared, n * h) : nullptr;
+  const int64_t tasks = int64_t(active.size()) + (w.shared ? 1 : 0);
+  auto run_task = [&](int64_t i, Workspace& task_ws) {
+    if (i < int64_t(active.size()))
+      run_routed_expert(w, groups, active[size_t(i)], x, k, h, y, task_ws);
+    else
+      run_shared_expert(w, x, n, h, sh, task_ws);
+  };
+  if (n <= kExpertParallelTokens && tasks > 1 && omp_get_level() == 0) {
+#pragma omp parallel for schedule(dynamic)
+    for (int64_t i = 0; i < tasks; ++i) {
+      thread_local Workspace task_ws;
+      run_task(i, task_ws);
     }
   } else {
-    for (int64_t i = 0; i < n * h; ++i) out[i] += sh[i];
+    for (int64_t i = 0; i < tasks; ++i) run_task(i, ws);
   }
+
+  // Scatter-add in slot order (expert by expert), the same sum order on either path.
+  std::fill_n(out, n * h, 0.0f);
+  for (size_t i = 0; i < groups.slot.size(); ++i) {
+    const int64_t s = groups.slot[i];
+    const float weight = r.weights[size_t(s)];
+    float* dst = out + (s / k) * h;
+    const float* src = y + int64_t(i) * h;
+    for (int64_t d = 0; d < h; ++d) dst[d] += src[d] * weight;
+  }
+  if (sh)
+    for (int64_t i = 0; i < n * h; ++i) out[i] += sh[i];
 }
 
 }  // namespace moeq
