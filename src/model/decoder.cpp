@@ -51,32 +51,23 @@ class Decoder final : public Model {
   }
 
   void run_block(int layer, Tensor& hidden, int64_t batch, int64_t seq, KVCache* cache) override {
-    const int64_t n = batch * seq, h = c_.hidden_size;
+    const int64_t h = c_.hidden_size;
     if (layer < 0 || layer >= c_.num_layers) fail("run_block: layer {} out of range [0, {})", layer, c_.num_layers);
-    if (hidden.numel() != n * h) fail("run_block: hidden has {} values, expected {}·{}·{}", hidden.numel(), batch, seq, h);
-    const int64_t past = cache ? cache->layer_length(layer) : 0;
-    KVCache& kv = cache ? *cache : scratch(batch, seq);
-    const int64_t kv_layer = cache ? layer : 0;
-    if (cache && (cache->batch() != batch || past + seq > cache->max_len()))
-      fail("KV cache holds batch {} × {} positions; asked for batch {} at positions {}..{}", cache->batch(),
-           cache->max_len(), batch, past, past + seq);
-    update_rope_table(past, seq);
-
-    const Layer& l = w_.layers[size_t(layer)];
-    float* x = ws_.get(Buf::Normed, n * h);
-    float* y = ws_.get(Buf::BlockOut, n * h);
-    std::copy_n(hidden.ptr(), n * h, x);
-    l.input_norm.apply(x, n);
-    attention_forward(l.attn, {c_, batch, seq, past, kv, kv_layer, cos_.data(), sin_.data(), ws_}, x, y);
-    add_residual(hidden.ptr(), y, n * h);
-    std::copy_n(hidden.ptr(), n * h, x);
-    l.post_norm.apply(x, n);
-    if (l.moe)
-      moe_forward(*l.moe, c_, x, n, y, ws_, routing_[size_t(layer)]);
-    else
-      l.dense->forward(x, n, y, ws_);
-    add_residual(hidden.ptr(), y, n * h);
-    if (cache) cache->set_layer_length(layer, past + seq);
+    if (hidden.numel() != batch * seq * h)
+      fail("run_block: hidden has {} values, expected {}·{}·{}", hidden.numel(), batch, seq, h);
+    // Without a cache the sequences are independent: a few at a time keep the scratch buffers
+    // (sized by the tokens of one call) small when calibration passes 128 × 512 tokens at once.
+    const int64_t per_chunk = cache ? batch : std::max<int64_t>(1, kMaxBlockTokens / seq);
+    if (per_chunk >= batch) {
+      run_block_rows(layer, hidden.ptr(), batch, seq, cache);
+      return;
+    }
+    LayerRouting all;
+    for (int64_t b = 0; b < batch; b += per_chunk) {
+      run_block_rows(layer, hidden.ptr() + b * seq * h, std::min(per_chunk, batch - b), seq, nullptr);
+      append_routing(all, routing_[size_t(layer)]);
+    }
+    routing_[size_t(layer)] = std::move(all);
   }
 
   void final_norm(Tensor& hidden) const override { w_.final_norm.apply(hidden.ptr(), hidden.numel() / c_.hidden_size); }
@@ -118,6 +109,45 @@ class Decoder final : public Model {
   }
 
  private:
+  static constexpr int64_t kMaxBlockTokens = 4096;
+
+  // One block over hidden[batch, seq, hidden_size], in place.
+  void run_block_rows(int layer, float* hidden, int64_t batch, int64_t seq, KVCache* cache) {
+    const int64_t n = batch * seq, h = c_.hidden_size;
+    const int64_t past = cache ? cache->layer_length(layer) : 0;
+    KVCache& kv = cache ? *cache : scratch(batch, seq);
+    const int64_t kv_layer = cache ? layer : 0;
+    if (cache && (cache->batch() != batch || past + seq > cache->max_len()))
+      fail("KV cache holds batch {} × {} positions; asked for batch {} at positions {}..{}", cache->batch(),
+           cache->max_len(), batch, past, past + seq);
+    update_rope_table(past, seq);
+
+    const Layer& l = w_.layers[size_t(layer)];
+    float* x = ws_.get(Buf::Normed, n * h);
+    float* y = ws_.get(Buf::BlockOut, n * h);
+    std::copy_n(hidden, n * h, x);
+    l.input_norm.apply(x, n);
+    attention_forward(l.attn, {c_, batch, seq, past, kv, kv_layer, cos_.data(), sin_.data(), ws_}, x, y);
+    add_residual(hidden, y, n * h);
+    std::copy_n(hidden, n * h, x);
+    l.post_norm.apply(x, n);
+    if (l.moe)
+      moe_forward(*l.moe, c_, x, n, y, ws_, routing_[size_t(layer)]);
+    else
+      l.dense->forward(x, n, y, ws_);
+    add_residual(hidden, y, n * h);
+    if (cache) cache->set_layer_length(layer, past + seq);
+  }
+
+  static void append_routing(LayerRouting& all, const LayerRouting& part) {
+    all.tokens += part.tokens;
+    all.experts = part.experts;
+    all.top_k = part.top_k;
+    all.logits.insert(all.logits.end(), part.logits.begin(), part.logits.end());
+    all.chosen.insert(all.chosen.end(), part.chosen.begin(), part.chosen.end());
+    all.weights.insert(all.weights.end(), part.weights.begin(), part.weights.end());
+  }
+
   void add_residual(float* hidden, const float* y, int64_t n) const {
     const float m = float(c_.residual_multiplier);
     for (int64_t i = 0; i < n; ++i) hidden[i] += y[i] * m;
