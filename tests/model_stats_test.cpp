@@ -125,6 +125,8 @@ void check_JsonRoundTripAndCache() {
   const ModelStats back = analysis::stats_from_json(analysis::stats_to_json(s, key), "mem");
   EXPECT_EQ(back.routing, s.routing);
   EXPECT_EQ(back.block_scores, s.block_scores);
+  EXPECT_EQ(back.layer_block_error, s.layer_block_error);
+  EXPECT_EQ(back.layer_output_kl, s.layer_output_kl);
   ASSERT_EQ(back.units.size(), s.units.size());
   for (size_t i = 0; i < s.units.size(); ++i) {
     EXPECT_EQ(back.units[i].name, s.units[i].name);
@@ -145,17 +147,22 @@ void check_JsonRoundTripAndCache() {
   }
 }
 
+using Key = analysis::HessianStore;
+
+// Unit i of the demo model by GPTQ at candidate c on its stored Hessian.
+GptqResult gptq_from_store(const Measured& m, const Checkpoint& ck, size_t i, size_t c) {
+  const ModelStats& s = m.stats;
+  const plan::PlanEntry e{s.units[i], s.candidates[c], 0};
+  return gptq_quantize(ck.get(s.units[i].name).to_f32(), m.hessians.get(Key::key(s.units[i])),
+                       effective_spec(e, IndivisibleGroups::PerChannel), gptq_options(analysis::SensitivityOptions{}.gptq));
+}
+
 void check_StoredHessiansAndBlockErrorsGiveTheMeasuredLosses() {
   const Measured& m = demo_measured();
   const ModelStats& s = m.stats;
   const Checkpoint ck = Checkpoint::open(demo_model());
-  using Key = analysis::HessianStore;
   EXPECT_EQ(Key::key(s.units[0]), "L0.attention.qkv");
-  auto gptq = [&](size_t i, size_t c) {
-    const plan::PlanEntry e{s.units[i], s.candidates[c], 0};
-    return gptq_quantize(ck.get(s.units[i].name).to_f32(), m.hessians.get(Key::key(s.units[i])),
-                         effective_spec(e, IndivisibleGroups::PerChannel), gptq_options(analysis::SensitivityOptions{}.gptq));
-  };
+  auto gptq = [&](size_t i, size_t c) { return gptq_from_store(m, ck, i, c); };
   for (size_t i = 0; i < s.units.size(); ++i) {
     if (s.per_unit[i].loss.empty() || s.per_unit[i].tokens == 0) continue;
     // GPTQ on the stored Hessian reproduces the measured losses up to the group's scale.
@@ -201,6 +208,50 @@ void check_StoredHessiansAndBlockErrorsGiveTheMeasuredLosses() {
   const analysis::HessianStore back = analysis::HessianStore::load(file);
   EXPECT_EQ(back.size(), m.hessians.size());
   EXPECT_EQ(back.get("L2.E3.down").data, m.hessians.get("L2.E3.down").data);
+}
+
+// Block 1's output KL: the model on the first 8 calibration sequences with every body linear of
+// block 1 at GPTQ int3 (the rest unquantized), against the unquantized model: mean over tokens of
+// Σ_v p_v (log p_v − log q_v), recomputed here in double from the logits.
+void check_OutputKlOfABlock() {
+  const Measured& m = demo_measured();
+  const ModelStats& s = m.stats;
+  ASSERT_EQ(s.layer_output_kl.size(), 4u);
+  ASSERT_EQ(s.layer_block_error.size(), 4u);
+  const Checkpoint ck = Checkpoint::open(demo_model());
+  auto model = Model::load(demo_model());
+  const Tokenizer tok = Tokenizer::load(demo_model() / "tokenizer.json");
+  const CalibSet calib = load_calibration(tok, demo_calib());
+  const Tensor reference = model->forward(calib.ids, 8, 128);
+  std::vector<LinearSlot> slots = model->linears();
+  std::vector<LinearPtr> dense(slots.size());
+  for (size_t i = 0; i < s.units.size(); ++i)
+    if (s.units[i].layer == 1 && !s.per_unit[i].loss.empty() && s.per_unit[i].tokens > 0) {
+      dense[i] = std::move(*slots[i].op);
+      *slots[i].op = make_quant_linear(gptq_from_store(m, ck, i, 1).q);
+    }
+  const Tensor quantized = model->forward(calib.ids, 8, 128);
+  const int64_t vocab = model->vocab_size();
+  auto log_probs = [&](const float* row) {
+    std::vector<double> out(row, row + vocab);
+    const double mx = *std::max_element(out.begin(), out.end());
+    double sum = 0;
+    for (double v : out) sum += std::exp(v - mx);
+    for (double& v : out) v -= mx + std::log(sum);
+    return out;
+  };
+  double kl = 0;
+  for (int64_t t = 0; t < 8 * 128; ++t) {
+    const std::vector<double> p = log_probs(&reference.data[size_t(t * vocab)]), q = log_probs(&quantized.data[size_t(t * vocab)]);
+    for (int64_t v = 0; v < vocab; ++v) kl += std::exp(p[size_t(v)]) * (p[size_t(v)] - q[size_t(v)]);
+  }
+  kl /= 8 * 128;
+  EXPECT_GT(kl, 0.0);
+  EXPECT_NEAR(s.layer_output_kl[1], kl, 1e-3 * kl);
+  for (size_t l = 0; l < 4; ++l) {
+    EXPECT_GT(s.layer_output_kl[l], 0.0) << l;
+    EXPECT_GT(s.layer_block_error[l], 0.0) << l;
+  }
 }
 
 // The expected loss a recipe incurs under the measurements: Σ over body units of the loss of the
@@ -251,6 +302,7 @@ TEST(ModelStats, DemoModel) {
   check_SensitivityFallsWithEveryBit();
   check_JsonRoundTripAndCache();
   check_StoredHessiansAndBlockErrorsGiveTheMeasuredLosses();
+  check_OutputKlOfABlock();
   check_TargetBitsBeatsTheHeuristicsAtTheirOwnBits();
 }
 

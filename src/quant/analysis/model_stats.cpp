@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <fstream>
 #include <map>
 #include <memory>
+#include <span>
 #include <tuple>
 
 #include <fmt/format.h>
@@ -49,6 +51,26 @@ GptqResult quantize_candidate(const Tensor& w, const Tensor& h, const plan::Plan
   return r;
 }
 
+// Rows of logits in place → log-probabilities.
+void log_softmax_rows(float* x, int64_t rows, int64_t n) {
+  for (int64_t r = 0; r < rows; ++r, x += n) {
+    const float m = *std::max_element(x, x + n);
+    double sum = 0;
+    for (int64_t j = 0; j < n; ++j) sum += std::exp(double(x[j] - m));
+    const float shift = m + float(std::log(sum));
+    for (int64_t j = 0; j < n; ++j) x[j] -= shift;
+  }
+}
+
+// Σ over rows of KL(p ‖ q) from log-probabilities.
+double kl_sum(const float* log_p, const float* log_q, int64_t rows, int64_t n) {
+  double total = 0;
+  for (int64_t k = 0; k < rows * n; ++k) total += std::exp(double(log_p[k])) * (double(log_p[k]) - log_q[k]);
+  return total;
+}
+
+using Probe = std::pair<size_t, QuantizedMatrix>;  // unit index, its weights at the probe candidate
+
 class Collector {
  public:
   Collector(Model& model, const CalibSet& calib, const SensitivityOptions& options, HessianStore* hessians)
@@ -67,6 +89,8 @@ class Collector {
     }
     for (size_t i = 0; i < slots_.size(); ++i) stats_.per_unit[i].outlier = outlier(slots_[i]);
     scale_to_block_error();
+    measure_output_kl();
+    scale_to_output_kl();
     stats_.seconds = elapsed(start);
     return std::move(stats_);
   }
@@ -111,24 +135,71 @@ class Collector {
   }
 
   // The block's output error with one unit quantized at the probe candidate, the others not,
-  // on the first kProbeSequences calibration sequences: mean over tokens of ‖Δ output‖².
+  // on the first probe_sequences() calibration sequences: mean over tokens of ‖Δ output‖²; and
+  // the same with every probed unit of the block quantized at once. The probes are kept for
+  // measure_output_kl.
   void probe_layer(int layer, const Tensor& input) {
-    const int64_t seqs = std::min(calib_.samples, kProbeSequences), hidden = input.cols();
-    Tensor part({seqs * calib_.seqlen, hidden});
+    Tensor part({probe_sequences() * calib_.seqlen, input.cols()});
     std::copy_n(input.data.begin(), part.numel(), part.data.begin());
     Tensor reference = part;
-    model_.run_block(layer, reference, seqs, calib_.seqlen);
-    for (auto& [i, q] : probes_) {
-      LinearPtr dense = std::move(*slots_[i].op);
-      *slots_[i].op = make_quant_linear(q);
+    model_.run_block(layer, reference, probe_sequences(), calib_.seqlen);
+    auto block_error = [&](std::span<Probe> probes) {
       Tensor out = part;
-      model_.run_block(layer, out, seqs, calib_.seqlen);
-      *slots_[i].op = std::move(dense);
+      with_probes(probes, [&] { model_.run_block(layer, out, probe_sequences(), calib_.seqlen); });
       double err = 0;
       for (size_t k = 0; k < out.data.size(); ++k) err += double(out.data[k] - reference.data[k]) * (out.data[k] - reference.data[k]);
-      stats_.per_unit[i].block_error = err / double(part.rows());
-    }
+      return err / double(part.rows());
+    };
+    for (size_t p = 0; p < probes_.size(); ++p) stats_.per_unit[probes_[p].first].block_error = block_error({&probes_[p], 1});
+    stats_.layer_block_error.push_back(block_error(probes_));
+    layer_probes_.push_back(std::move(probes_));
     probes_.clear();
+  }
+
+  int64_t probe_sequences() const { return std::min(calib_.samples, kProbeSequences); }
+
+  // Runs `f` with the probes' quantized matrices in place of their units' weights.
+  template <typename F>
+  void with_probes(std::span<Probe> probes, F&& f) {
+    std::vector<LinearPtr> dense;
+    for (auto& [i, q] : probes) {
+      dense.push_back(std::move(*slots_[i].op));
+      *slots_[i].op = make_quant_linear(q);
+    }
+    f();
+    for (size_t p = 0; p < probes.size(); ++p) *slots_[probes[p].first].op = std::move(dense[p]);
+  }
+
+  // Per block, the mean KL divergence per token of the model's next-token distribution with that
+  // block's probed units quantized (all at once) from the unquantized model's, on the probe
+  // sequences. An error in the residual stream costs more in an early block than the same error
+  // in a late one, where the stream is larger; this is what puts the blocks in one currency.
+  void measure_output_kl() {
+    const int64_t seqlen = calib_.seqlen, vocab = model_.vocab_size();
+    stats_.layer_output_kl.assign(layer_probes_.size(), 0.0);
+    for (int64_t seq = 0; seq < probe_sequences(); ++seq) {
+      const std::span<const int32_t> ids(calib_.ids.data() + seq * seqlen, size_t(seqlen));
+      Tensor reference = model_.forward(ids, 1, seqlen);
+      log_softmax_rows(reference.data.data(), seqlen, vocab);
+      for (size_t layer = 0; layer < layer_probes_.size(); ++layer) {
+        Tensor logits;
+        with_probes(layer_probes_[layer], [&] { logits = model_.forward(ids, 1, seqlen); });
+        log_softmax_rows(logits.data.data(), seqlen, vocab);
+        stats_.layer_output_kl[layer] += kl_sum(reference.data.data(), logits.data.data(), seqlen, vocab);
+      }
+    }
+    for (double& kl : stats_.layer_output_kl) kl /= double(probe_sequences() * seqlen);
+    layer_probes_.clear();
+  }
+
+  // Block-output error → output KL, per block: β_l = layer_output_kl / layer_block_error.
+  void scale_to_output_kl() {
+    for (size_t i = 0; i < stats_.units.size(); ++i) {
+      const size_t layer = size_t(stats_.units[i].layer);
+      if (stats_.per_unit[i].loss.empty()) continue;
+      const double error = stats_.layer_block_error[layer], kl = stats_.layer_output_kl[layer];
+      for (double& l : stats_.per_unit[i].loss) l *= error > 0 ? kl / error : 0.0;
+    }
   }
 
   // Output errors of different linears are not in one currency (an error in gate's output passes
@@ -215,7 +286,8 @@ class Collector {
   const SensitivityOptions& o_;
   HessianStore* hessians_;
   std::vector<LinearSlot> slots_;
-  std::vector<std::pair<size_t, QuantizedMatrix>> probes_;  // this layer's units at the probe candidate
+  std::vector<Probe> probes_;                    // this layer's units at the probe candidate
+  std::vector<std::vector<Probe>> layer_probes_;  // per finished layer, until measure_output_kl
   ModelStats stats_;
 };
 

@@ -12,7 +12,10 @@
 //    α_g puts the linears' output spaces in one currency, the decoder block's output (the residual
 //    stream): for each group g = (layer, role, projection) it is Σ block_error / Σ Hessian loss at
 //    the probe candidate (the second width, 3 bits), where block_error is the measured mean
-//    ‖Δ block output‖² over a few calibration sequences with that one unit quantized.
+//    ‖Δ block output‖² over a few calibration sequences with that one unit quantized. β_l then
+//    puts the blocks in one currency, the model's output: the mean KL divergence per token of the
+//    next-token distribution with all of block l's units at the probe candidate, divided by that
+//    block's output error with the same units quantized. The loss is α_g · β_l · (the above).
 // The statistics are cached as JSON so that bench rows and re-runs reuse them.
 #pragma once
 
@@ -56,6 +59,8 @@ struct ModelStats {
   std::vector<UnitStats> per_unit;             // same order
   std::vector<std::vector<int64_t>> routing;   // [layer][expert] routed tokens; dense layers: empty
   std::vector<double> block_scores;            // [layer]
+  std::vector<double> layer_block_error;       // [layer] mean ‖Δ block output‖², all probes at once
+  std::vector<double> layer_output_kl;         // [layer] mean KL per token of the output, same probes
   int64_t tokens = 0;                          // calibration tokens
   std::vector<plan::QuantAction> candidates;   // what per_unit[i].loss[c] measures
   int64_t other_params = 0;                    // checkpoint parameters outside the units

@@ -46,7 +46,7 @@ json request_key(const StatsRequest& r) {
           {"gptq", {{"damp_percent", s.gptq.damp_percent}, {"block_size", s.gptq.block_size},
                     {"act_order", s.gptq.act_order}, {"static_groups", s.gptq.static_groups}, {"mse", s.gptq.mse}}},
           {"indivisible", int(s.indivisible)},
-          {"version", 2}};  // 2: losses scaled to block output error
+          {"version", 3}};  // 2: losses scaled to block output error; 3: and to output KL
 }
 
 json stats_to_json(const ModelStats& s, const json& key) {
@@ -61,7 +61,8 @@ json stats_to_json(const ModelStats& s, const json& key) {
                      {"loss", s.per_unit[i].loss}});
   return {{"key", key},           {"tokens", s.tokens},   {"seconds", s.seconds},
           {"other_params", s.other_params}, {"candidates", candidates}, {"routing", s.routing},
-          {"block_scores", s.block_scores}, {"units", units}};
+          {"block_scores", s.block_scores}, {"layer_block_error", s.layer_block_error},
+          {"layer_output_kl", s.layer_output_kl}, {"units", units}};
 }
 
 // Units are stored whole (name, role, indices, shape), so strategies can run without the model.
@@ -72,6 +73,8 @@ ModelStats stats_from_json(const json& doc, const std::string& source) {
   s.other_params = field<int64_t>(doc, "other_params", source);
   s.routing = field<std::vector<std::vector<int64_t>>>(doc, "routing", source);
   s.block_scores = field<std::vector<double>>(doc, "block_scores", source);
+  s.layer_block_error = field<std::vector<double>>(doc, "layer_block_error", source);
+  s.layer_output_kl = field<std::vector<double>>(doc, "layer_output_kl", source);
   for (const json& c : field<json>(doc, "candidates", source)) s.candidates.push_back(action_from(c, source + ": candidates"));
   for (const json& u : field<json>(doc, "units", source)) {
     const std::string where = fmt::format("{}: unit '{}'", source, u.value("name", "?"));
