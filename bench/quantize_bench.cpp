@@ -84,6 +84,10 @@ int main(int argc, char** argv) {
   app.add_option("--calib-samples", calib_samples);
   app.add_option("--work", work);
   app.add_option("--markdown", table, "also write the results as a Markdown table to this file");
+  bool halve = false;
+  app.add_flag("--halve-groups", halve,
+               "a group size that does not divide a tensor's width is halved until it does (moeq quantize "
+               "--indivisible-groups halve); default: per-channel, as anchors/rtn_torch.md");
   CLI11_PARSE(app, argc, argv);
 
   json out = json::array();
@@ -107,7 +111,7 @@ int main(int argc, char** argv) {
       o.out_dir = fs::path(work) / fmt::format("{}-{}", name, fs::path(recipe).stem().string());
       o.calib_file = fs::path(shared) / "data/calib/corpus_train_sample.txt";
       o.calib_samples = calib_samples;
-      o.indivisible = moeq::IndivisibleGroups::PerChannel;
+      o.indivisible = halve ? moeq::IndivisibleGroups::Halve : moeq::IndivisibleGroups::PerChannel;
       o.resume = false;
       const auto t0 = std::chrono::steady_clock::now();
       const json report = moeq::quantize_model(o);

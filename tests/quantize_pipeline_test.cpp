@@ -2,18 +2,28 @@
 // 16-bit, GPTQ beats RTN, a killed run resumes to the same result, bad input fails cleanly.
 #include "quant/pipeline/quantize.h"
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
-#include <map>
 #include <fstream>
+#include <map>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "arch/model_summary.h"
+#include "calib/calib_data.h"
+#include "calib/input_recorder.h"
 #include "core/error.h"
 #include "eval/perplexity.h"
+#include "io/safetensors.h"
 #include "io/tokenizer.h"
 #include "model/model.h"
+#include "quant/algo/gptq.h"
+#include "quant/algo/rtn.h"
 #include "quant/formats/size.h"
+#include "quant/formats/traits.h"
+#include "quant/pipeline/layer_quantizer.h"
 #include "quant/qtensor.h"
 #include "test_util.h"
 
@@ -193,6 +203,99 @@ TEST(QuantizePipeline, RouterQuantizedOnlyWhenARuleNamesIt) {
   EXPECT_GT(demo_perplexity(out, 2), demo_perplexity(demo_model(), 2));
 }
 
+// H = 2/N Σ x xᵀ over the rows of x ([rows, d]), summed in double.
+Tensor hessian_of(const std::vector<double>& x, int64_t d) {
+  const int64_t n = int64_t(x.size()) / d;
+  Tensor h({d, d});
+  for (int64_t i = 0; i < d; ++i)
+    for (int64_t j = 0; j < d; ++j) {
+      double sum = 0;
+      for (int64_t t = 0; t < n; ++t) sum += x[size_t(t * d + i)] * x[size_t(t * d + j)];
+      h.data[size_t(i * d + j)] = float(2.0 * sum / double(n));
+    }
+  return h;
+}
+
+// The weights of `name` as the model in `folder` runs them (dequantized), row-major.
+std::vector<float> weights_of(const fs::path& folder, const std::string& name) {
+  auto model = Model::load(folder);
+  for (const LinearSlot& s : model->linears()) {
+    if (s.name != name) continue;
+    std::vector<float> w(size_t((*s.op)->out_features() * (*s.op)->in_features()));
+    (*s.op)->weight_rows(0, (*s.op)->out_features(), w.data());
+    return w;
+  }
+  ADD_FAILURE() << name << " not found in " << folder;
+  return {};
+}
+
+// Share of the weights of `name` in `folder` equal to `expected`, up to the folder's fp16
+// rounding of the scales (2⁻¹¹ relative), far below one quantization step.
+double share_equal(const fs::path& folder, const std::string& name, const std::vector<float>& expected) {
+  const std::vector<float> w = weights_of(folder, name);
+  if (w.size() != expected.size()) return 0;
+  int64_t equal = 0;
+  for (size_t i = 0; i < w.size(); ++i) equal += std::fabs(w[i] - expected[i]) <= 1e-3f * std::fabs(expected[i]);
+  return double(equal) / double(w.size());
+}
+
+// With min_tokens above every expert's count, each expert follows the [under_calibrated] policy.
+// all_tokens: gate and up are GPTQ'd on the Hessian of every token of the layer (the router's
+// input), down on SiLU(gate x)·(up x) of every token with gate and up already quantized (GPTQ is
+// sequential within a block); rtn: plain RTN. Recomputed here for block 0's expert 0, whose
+// inputs are the unquantized model's (only experts are quantized).
+TEST(QuantizePipeline, UnderCalibratedExpertsFollowThePolicy) {
+  const std::string rule = "\n[[rule]]\nrole = \"routed_expert\"\nmethod = \"gptq\"\nbits = 4\ngroup_size = 64\n";
+  const fs::path all_out = scratch("under-all"), rtn_out = scratch("under-rtn");
+  for (const auto& [policy, out] : {std::pair{"all_tokens", all_out}, std::pair{"rtn", rtn_out}}) {
+    const std::string recipe = fmt::format("[under_calibrated]\npolicy = \"{}\"\nmin_tokens = 1000000\n{}", policy, rule);
+    const nlohmann::json report = quantize_model(options(demo_model(), write_recipe(policy, recipe), out));
+    const nlohmann::json& unit = report["layers"][0]["units"][0];
+    EXPECT_EQ(unit["method"], std::string(policy) == "rtn" ? "rtn (under-calibrated)" : "gptq (all tokens)") << unit.dump();
+  }
+
+  auto model = Model::load(demo_model());
+  const Tokenizer tok = Tokenizer::load(demo_model() / "tokenizer.json");
+  const CalibSet calib = load_calibration(tok, {demo_calib(), 16, 128, 0});
+  std::vector<LinearSlot> slots = model->linears();
+  const auto router = std::find_if(slots.begin(), slots.end(), [](const LinearSlot& s) { return s.role == TensorRole::Router; });
+  ASSERT_NE(router, slots.end());
+  auto recorder = std::make_unique<InputRecorder>(std::move(*router->op), true);
+  const InputRecorder* rec = recorder.get();
+  *router->op = std::move(recorder);
+  Tensor hidden = model->embed(calib.ids);
+  model->run_block(0, hidden, 16, 128);
+  const std::vector<double> x(rec->inputs().begin(), rec->inputs().end());
+  const int64_t d = 128, ffn = 256, n = int64_t(x.size()) / d;
+  ASSERT_EQ(n, 16 * 128);
+
+  const Checkpoint ck = Checkpoint::open(demo_model());
+  const std::string expert = "model.layers.0.block_sparse_moe.experts.0.";
+  const std::vector<float> gate = weights_of(all_out, expert + "w1.weight"), up = weights_of(all_out, expert + "w3.weight");
+  std::vector<double> act(size_t(n * ffn));
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t j = 0; j < ffn; ++j) {
+      double g = 0, u = 0;
+      for (int64_t k = 0; k < d; ++k) {
+        g += x[size_t(t * d + k)] * gate[size_t(j * d + k)];
+        u += x[size_t(t * d + k)] * up[size_t(j * d + k)];
+      }
+      act[size_t(t * ffn + j)] = g / (1 + std::exp(-g)) * u;
+    }
+  const Tensor h_in = hessian_of(x, d), h_down = hessian_of(act, ffn);
+  const QuantSpec spec = parse_quant_spec("int4 g64 asym");
+  for (const auto& [proj, h] : {std::pair{"w1", &h_in}, std::pair{"w3", &h_in}, std::pair{"w2", &h_down}}) {
+    const std::string name = expert + proj + ".weight";
+    const Tensor w = ck.get(name).to_f32();
+    const std::vector<float> gptq = dequantize(gptq_quantize(w, *h, spec, gptq_options({})).q);
+    const std::vector<float> rtn = dequantize(rtn_quantize(w.ptr(), w.rows(), w.cols(), spec));
+    // GPTQ is sensitive to the last bits of H (summed in another order here): nearly all equal.
+    EXPECT_GT(share_equal(all_out, name, gptq), 0.99) << name;
+    EXPECT_LT(share_equal(all_out, name, rtn), 0.95) << name << ": all_tokens must not be RTN";
+    EXPECT_EQ(share_equal(rtn_out, name, rtn), 1.0) << name;
+  }
+}
+
 void expect_error(const QuantizeOptions& o, const std::string& fragment) {
   try {
     quantize_model(o);
@@ -201,6 +304,24 @@ void expect_error(const QuantizeOptions& o, const std::string& fragment) {
     EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
   }
   EXPECT_FALSE(fs::exists(o.out_dir));
+}
+
+TEST(QuantizePipeline, IndivisibleGroupsHalveOrGoPerChannel) {
+  auto group = [](int64_t cols, int group_size, IndivisibleGroups policy) {
+    plan::QuantUnit unit;
+    unit.name = "w";
+    unit.rows = 8;
+    unit.cols = cols;
+    return effective_spec({unit, plan::QuantAction::int_bits(plan::QuantMethod::Gptq, 4, group_size), 0}, policy).group_size;
+  };
+  EXPECT_EQ(group(448, 128, IndivisibleGroups::Halve), 64);  // mixtral's expert down projections
+  EXPECT_EQ(group(192, 128, IndivisibleGroups::Halve), 64);  // qwen2_moe's
+  EXPECT_EQ(group(96, 128, IndivisibleGroups::Halve), 32);
+  EXPECT_EQ(group(100, 128, IndivisibleGroups::Halve), 0);   // no group of 32 or more divides 100
+  EXPECT_EQ(group(256, 128, IndivisibleGroups::Halve), 128);
+  EXPECT_EQ(group(448, 128, IndivisibleGroups::PerChannel), 0);
+  EXPECT_EQ(group(448, 64, IndivisibleGroups::Error), 64);
+  EXPECT_THROW(group(448, 128, IndivisibleGroups::Error), Error);
 }
 
 TEST(QuantizePipeline, BadInputIsACleanError) {

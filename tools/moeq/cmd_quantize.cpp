@@ -42,9 +42,11 @@ void add_quantize_command(CLI::App& app) {
   cmd->add_option("--calib-seqlen", opts->calib_seqlen, "Tokens per calibration sequence (default 512)");
   cmd->add_option("--seed", opts->seed, "Seed for drawing calibration windows");
   cmd->add_option("--indivisible-groups", opts->indivisible,
-                  "When a group size does not divide a tensor's input dimension: error or per-channel")
+                  "When a group size does not divide a tensor's input dimension: error, halve (the group "
+                  "size, until it divides; at least 32) or per-channel")
       ->transform(CLI::CheckedTransformer(
           std::map<std::string, IndivisibleGroups>{{"error", IndivisibleGroups::Error},
+                                                   {"halve", IndivisibleGroups::Halve},
                                                    {"per-channel", IndivisibleGroups::PerChannel}}));
   cmd->add_flag("--no-resume{false}", opts->resume, "Discard an unfinished run in OUT.partial and start over");
   cmd->callback([opts, target_bits, recipe, target] {

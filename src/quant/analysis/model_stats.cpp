@@ -238,7 +238,7 @@ class Collector {
         continue;
       }
       HessianAccumulator all(u.cols);
-      all.add(expert_activations(sibling(u, "gate"), sibling(u, "up"), router.inputs()));
+      add_expert_activations(all, sibling(u, "gate"), sibling(u, "up"), router.inputs());
       hessians_->put(key, all.hessian());
     }
   }

@@ -1,5 +1,6 @@
 #include "quant/pipeline/layer_quantizer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <map>
@@ -109,11 +110,23 @@ class LayerQuantizer {
         for (LinearSlot& slot : job_.slots)
           if (slot.role == TensorRole::Router && !recorded[size_t(&slot - job_.slots.data())])
             router = recorders.wrap(slot, true);
-      Tensor h = hidden_;
-      model_.run_block(job_.layer, h, samples_, seqlen_);
+      run_block_on_copies();
       recorders.unwrap();
     }
     quantize_members(members, recorded, router);
+  }
+
+  // One pass of the calibration tokens through the block for the recorders, a few sequences at
+  // a time, so that at most kPassTokens rows of the hidden states are copied (hidden_ stays the
+  // block's input for the next stage).
+  void run_block_on_copies() {
+    const int64_t per_pass = std::max<int64_t>(1, kPassTokens / seqlen_), width = hidden_.cols();
+    for (int64_t first = 0; first < samples_; first += per_pass) {
+      const int64_t seqs = std::min(per_pass, samples_ - first);
+      Tensor part({seqs * seqlen_, width});
+      std::copy_n(hidden_.data.begin() + first * seqlen_ * width, part.numel(), part.data.begin());
+      model_.run_block(job_.layer, part, seqs, seqlen_);
+    }
   }
 
   void quantize_members(const std::vector<size_t>& members, const std::vector<InputRecorder*>& recorded,
@@ -171,7 +184,7 @@ class LayerQuantizer {
     }
     HessianAccumulator all(w.cols());
     if (slot.projection == "down") {
-      all.add(expert_activations(sibling(slot, "gate"), sibling(slot, "up"), router->inputs()));
+      add_expert_activations(all, sibling(slot, "gate"), sibling(slot, "up"), router->inputs());
     } else {
       all.merge(router->stats());
     }
@@ -235,14 +248,29 @@ GptqOptions gptq_options(const plan::GptqSettings& g) {
           g.mse ? std::optional<RangeSearch>(RangeSearch{}) : std::nullopt};
 }
 
-std::vector<float> expert_activations(const LinearOp& gate, const LinearOp& up, const std::vector<float>& x) {
+void add_expert_activations(HessianAccumulator& h, const LinearOp& gate, const LinearOp& up, std::span<const float> x) {
   const int64_t in = gate.in_features(), ffn = gate.out_features(), n = int64_t(x.size()) / in;
-  std::vector<float> g(size_t(n * ffn)), u(size_t(n * ffn));
-  gate.forward(x.data(), n, g.data());
-  up.forward(x.data(), n, u.data());
-  for (size_t i = 0; i < g.size(); ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
-  return g;
+  const int64_t rows = std::min(n, kPassTokens);
+  std::vector<float> g(size_t(rows * ffn)), u(size_t(rows * ffn));
+  for (int64_t first = 0; first < n; first += rows) {
+    const int64_t count = std::min(rows, n - first);
+    gate.forward(x.data() + first * in, count, g.data());
+    up.forward(x.data() + first * in, count, u.data());
+    for (size_t i = 0; i < size_t(count * ffn); ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+    h.add(std::span<const float>(g.data(), size_t(count * ffn)));
+  }
 }
+
+namespace {
+
+// The largest group size group / 2^k (at least kMinHalvedGroup) that divides cols; 0 (one group
+// per row) if none does.
+int halved_group(int group, int64_t cols) {
+  while (group / 2 >= kMinHalvedGroup && cols % group != 0) group /= 2;
+  return cols % group == 0 ? group : 0;
+}
+
+}  // namespace
 
 QuantSpec effective_spec(const plan::PlanEntry& entry, IndivisibleGroups indivisible) {
   QuantSpec spec = entry.action.spec;
@@ -250,9 +278,9 @@ QuantSpec effective_spec(const plan::PlanEntry& entry, IndivisibleGroups indivis
   if (spec.format == QuantFormat::Int && spec.group_size > 0 && cols % spec.group_size != 0) {
     if (indivisible == IndivisibleGroups::Error)
       fail("tensor '{}': group size {} does not divide its input dimension {} (use group_size 0, a divisor, or "
-           "--indivisible-groups per-channel)",
+           "--indivisible-groups halve or per-channel)",
            entry.unit.name, spec.group_size, cols);
-    spec.group_size = 0;
+    spec.group_size = indivisible == IndivisibleGroups::Halve ? halved_group(spec.group_size, cols) : 0;
   }
   if (spec.format != QuantFormat::Int && cols % 64 != 0)
     fail("tensor '{}': NF4/FP4 need an input dimension divisible by 64, got {}", entry.unit.name, cols);

@@ -19,11 +19,16 @@
 
 namespace moeq {
 
+class HessianAccumulator;  // calib/hessian.h
+
 // What to do with a tensor whose input dimension the group size does not divide.
 enum class IndivisibleGroups : uint8_t {
   Error,       // refuse, naming the tensor (default)
   PerChannel,  // quantize that tensor with one group per row (what rtn_torch.md's baselines do)
+  Halve,       // halve the group size until it divides (not below kMinHalvedGroup), else per-channel:
+               // g128 on mixtral's 448-wide down projections becomes g64
 };
+inline constexpr int kMinHalvedGroup = 32;
 
 struct LayerJob {
   int layer = 0;
@@ -49,9 +54,14 @@ struct LayerResult {
   std::vector<std::string> warnings;
 };
 
-// SiLU(gate(x)) · up(x) over every token of the layer (x: [tokens, in]): the input an expert's
-// down projection would see if the router had sent it all tokens.
-std::vector<float> expert_activations(const LinearOp& gate, const LinearOp& up, const std::vector<float>& x);
+// Tokens the calibration passes run at a time (bounds the copies of hidden states and
+// activations that quantizing a block makes).
+inline constexpr int64_t kPassTokens = 4096;
+
+// Adds SiLU(gate(x)) · up(x) for every token of the layer (x: [tokens, in]) to `h`: the inputs an
+// expert's down projection would see if the router had sent it all tokens. kPassTokens rows at a
+// time, so the activations never exist for all tokens at once.
+void add_expert_activations(HessianAccumulator& h, const LinearOp& gate, const LinearOp& up, std::span<const float> x);
 
 // A recipe's [gptq] table as the algorithm's options.
 GptqOptions gptq_options(const plan::GptqSettings& settings);
