@@ -24,6 +24,7 @@
 #include "quant/formats/size.h"
 #include "quant/formats/traits.h"
 #include "quant/pipeline/layer_quantizer.h"
+#include "quant/plan/recipe.h"
 #include "quant/qtensor.h"
 #include "test_util.h"
 
@@ -203,17 +204,42 @@ TEST(QuantizePipeline, RouterQuantizedOnlyWhenARuleNamesIt) {
   EXPECT_GT(demo_perplexity(out, 2), demo_perplexity(demo_model(), 2));
 }
 
-// H = 2/N Σ x xᵀ over the rows of x ([rows, d]), summed in double.
-Tensor hessian_of(const std::vector<double>& x, int64_t d) {
+// H = 2 Σ w_t x_t x_tᵀ / Σ w_t over the rows of x ([rows, d]; no weights: all 1), in double.
+Tensor hessian_of(const std::vector<double>& x, int64_t d, const std::vector<double>& weights = {}) {
   const int64_t n = int64_t(x.size()) / d;
+  auto weight = [&](int64_t t) { return weights.empty() ? 1.0 : weights[size_t(t)]; };
+  double total = 0;
+  for (int64_t t = 0; t < n; ++t) total += weight(t);
   Tensor h({d, d});
   for (int64_t i = 0; i < d; ++i)
     for (int64_t j = 0; j < d; ++j) {
       double sum = 0;
-      for (int64_t t = 0; t < n; ++t) sum += x[size_t(t * d + i)] * x[size_t(t * d + j)];
-      h.data[size_t(i * d + j)] = float(2.0 * sum / double(n));
+      for (int64_t t = 0; t < n; ++t) sum += weight(t) * x[size_t(t * d + i)] * x[size_t(t * d + j)];
+      h.data[size_t(i * d + j)] = float(2.0 * sum / total);
     }
   return h;
+}
+
+// Block 0 of the demo model on the 16 × 128 calibration tokens the tests quantize with: the
+// router's input (every token, [tokens, hidden]) and the routing.
+struct Block0 {
+  std::vector<double> x;
+  LayerRouting routing;
+};
+
+Block0 demo_block0() {
+  auto model = Model::load(demo_model());
+  const Tokenizer tok = Tokenizer::load(demo_model() / "tokenizer.json");
+  const CalibSet calib = load_calibration(tok, {demo_calib(), 16, 128, 0});
+  std::vector<LinearSlot> slots = model->linears();
+  const auto router = std::find_if(slots.begin(), slots.end(), [](const LinearSlot& s) { return s.role == TensorRole::Router; });
+  EXPECT_NE(router, slots.end());
+  auto recorder = std::make_unique<InputRecorder>(std::move(*router->op), true);
+  const InputRecorder* rec = recorder.get();
+  *router->op = std::move(recorder);
+  Tensor hidden = model->embed(calib.ids);
+  model->run_block(0, hidden, 16, 128);
+  return {std::vector<double>(rec->inputs().begin(), rec->inputs().end()), model->last_routing()[0]};
 }
 
 // The weights of `name` as the model in `folder` runs them (dequantized), row-major.
@@ -254,18 +280,7 @@ TEST(QuantizePipeline, UnderCalibratedExpertsFollowThePolicy) {
     EXPECT_EQ(unit["method"], std::string(policy) == "rtn" ? "rtn (under-calibrated)" : "gptq (all tokens)") << unit.dump();
   }
 
-  auto model = Model::load(demo_model());
-  const Tokenizer tok = Tokenizer::load(demo_model() / "tokenizer.json");
-  const CalibSet calib = load_calibration(tok, {demo_calib(), 16, 128, 0});
-  std::vector<LinearSlot> slots = model->linears();
-  const auto router = std::find_if(slots.begin(), slots.end(), [](const LinearSlot& s) { return s.role == TensorRole::Router; });
-  ASSERT_NE(router, slots.end());
-  auto recorder = std::make_unique<InputRecorder>(std::move(*router->op), true);
-  const InputRecorder* rec = recorder.get();
-  *router->op = std::move(recorder);
-  Tensor hidden = model->embed(calib.ids);
-  model->run_block(0, hidden, 16, 128);
-  const std::vector<double> x(rec->inputs().begin(), rec->inputs().end());
+  const std::vector<double> x = demo_block0().x;
   const int64_t d = 128, ffn = 256, n = int64_t(x.size()) / d;
   ASSERT_EQ(n, 16 * 128);
 
@@ -304,6 +319,45 @@ void expect_error(const QuantizeOptions& o, const std::string& fragment) {
     EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
   }
   EXPECT_FALSE(fs::exists(o.out_dir));
+}
+
+// [calibration] routing_weighted: an expert's Hessian counts each routed token with its routing
+// weight. Recomputed for block 0's expert 0's gate projection from the router's input and the
+// block's routing; the unweighted Hessian must give another result.
+TEST(QuantizePipeline, RoutingWeightedExpertHessians) {
+  const fs::path out = scratch("weighted");
+  quantize_model(options(demo_model(), write_recipe("weighted", R"([calibration]
+routing_weighted = true
+
+[[rule]]
+role = "routed_expert"
+method = "gptq"
+bits = 4
+group_size = 64
+)"), out));
+  const Block0 block = demo_block0();
+  const int64_t d = 128, k = block.routing.top_k;
+  std::vector<double> rows, weights;
+  for (size_t s = 0; s < block.routing.chosen.size(); ++s)
+    if (block.routing.chosen[s] == 0) {
+      const size_t t = s / size_t(k);
+      rows.insert(rows.end(), block.x.begin() + ptrdiff_t(t * d), block.x.begin() + ptrdiff_t((t + 1) * d));
+      weights.push_back(block.routing.weights[s]);
+    }
+  ASSERT_GE(weights.size(), 64u) << "expert 0 needs calibration tokens for this test";
+  ASSERT_LT(*std::ranges::min_element(weights), 0.9 * *std::ranges::max_element(weights));
+
+  const std::string name = "model.layers.0.block_sparse_moe.experts.0.w1.weight";
+  const Tensor w = Checkpoint::open(demo_model()).get(name).to_f32();
+  const QuantSpec spec = parse_quant_spec("int4 g64 asym");
+  auto gptq = [&](const Tensor& h) { return dequantize(gptq_quantize(w, h, spec, gptq_options({})).q); };
+  const std::vector<float> weighted = gptq(hessian_of(rows, d, weights)), plain = gptq(hessian_of(rows, d));
+  EXPECT_GT(share_equal(out, name, weighted), 0.99);
+  EXPECT_LT(share_equal(out, name, plain), 0.97) << "the weights must change GPTQ's result";
+
+  // The recipe written next to the weights keeps the setting.
+  const plan::Recipe recipe = plan::load_recipe(out / "recipe.toml");
+  EXPECT_TRUE(recipe.settings.calibration.routing_weighted);
 }
 
 TEST(QuantizePipeline, IndivisibleGroupsHalveOrGoPerChannel) {

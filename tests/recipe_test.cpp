@@ -33,6 +33,7 @@ samples = 64
 seqlen = 256
 seed = 7
 file = "calib.txt"
+routing_weighted = true
 
 [gptq]
 damp_percent = 0.05
@@ -95,7 +96,7 @@ TEST(Recipe, ParsesEveryField) {
   Recipe r = parse_recipe(kFullRecipe, "full.toml");
   EXPECT_EQ(r.source, "full.toml");
   EXPECT_EQ(r.description, "attention 4-bit, experts 2-bit");
-  EXPECT_EQ(r.settings.calibration, (CalibrationSettings{64, 256, 7, "calib.txt"}));
+  EXPECT_EQ(r.settings.calibration, (CalibrationSettings{64, 256, 7, "calib.txt", true}));
   EXPECT_EQ(r.settings.gptq, (GptqSettings{0.05, 64, true, true}));
   EXPECT_EQ(r.settings.awq, (AwqSettings{10, false, false}));
   EXPECT_EQ(r.settings.under_calibrated, (UnderCalibratedSettings{UnderCalibratedPolicy::Rtn, 16}));

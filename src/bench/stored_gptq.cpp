@@ -14,6 +14,9 @@ void quantize_from_store(Model& model, const plan::QuantPlan& plan, const analys
   if (slots.size() != plan.entries.size() || slots.size() != stats.units.size())
     fail("bench: the plan has {} entries for {} linears", plan.entries.size(), slots.size());
   const GptqOptions gptq = gptq_options(plan.settings.gptq);
+  if (plan.settings.calibration.routing_weighted)
+    fail("bench: [calibration] routing_weighted needs the sequential pipeline (--sequential); the stored Hessians "
+         "are unweighted");
   for (size_t i = 0; i < slots.size(); ++i) {
     const plan::PlanEntry& e = plan.entries[i];
     if (!e.action.quantizes()) continue;

@@ -15,8 +15,9 @@ namespace moeq {
 class InputRecorder final : public LinearOp {
  public:
   // keep_inputs: also keep a copy of every input row (the router's input is every token of the
-  // layer, which under-calibrated experts can be calibrated on).
-  InputRecorder(LinearPtr inner, bool keep_inputs = false);
+  // layer, which under-calibrated experts can be calibrated on). weight_by_routing: rows that
+  // come with routing weights (RowWeightsScope: a routed expert's tokens) count with that weight.
+  InputRecorder(LinearPtr inner, bool keep_inputs = false, bool weight_by_routing = false);
 
   int64_t in_features() const override { return inner_->in_features(); }
   int64_t out_features() const override { return inner_->out_features(); }
@@ -34,6 +35,7 @@ class InputRecorder final : public LinearOp {
  private:
   LinearPtr inner_;
   bool keep_inputs_;
+  bool weight_by_routing_;
   mutable std::mutex mutex_;  // the model may run different experts on different threads
   mutable HessianAccumulator stats_;
   mutable std::vector<float> inputs_;

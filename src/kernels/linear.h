@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 
 namespace moeq {
@@ -29,5 +30,23 @@ class LinearOp {
 };
 
 using LinearPtr = std::unique_ptr<LinearOp>;
+
+// Weights that the code calling LinearOps on this thread attaches to the rows it passes: an MoE
+// layer sets each routed token's routing weight while it runs that expert. Ops ignore them;
+// observers may use them (calibration's InputRecorder weights an expert's Hessian by them).
+// Empty outside such a scope.
+class RowWeightsScope {
+ public:
+  explicit RowWeightsScope(std::span<const float> weights) : saved_(current_) { current_ = weights; }
+  ~RowWeightsScope() { current_ = saved_; }
+  RowWeightsScope(const RowWeightsScope&) = delete;
+  RowWeightsScope& operator=(const RowWeightsScope&) = delete;
+
+  static std::span<const float> current() { return current_; }
+
+ private:
+  static inline thread_local std::span<const float> current_;
+  std::span<const float> saved_;
+};
 
 }  // namespace moeq

@@ -18,8 +18,8 @@ namespace moeq {
 // Reusable fp32 buffers, one per purpose, grown on demand and never shrunk: the forward pass
 // allocates nothing once the largest batch has been seen.
 enum class Buf : uint8_t {
-  Normed, BlockOut, Q, K, V, Latent, AttnOut, RouterLogits, Gathered, Gate, Up, ExpertOut, Shared, SharedGate,
-  Count
+  Normed, BlockOut, Q, K, V, Latent, AttnOut, RouterLogits, Gathered, GatheredWeights, Gate, Up, ExpertOut, Shared,
+  SharedGate, Count
 };
 
 class Workspace {

@@ -29,12 +29,19 @@ void group_by_expert(const LayerRouting& r, int64_t experts, ExpertGroups& g) {
 // themselves (and the shared expert) are spread over the threads instead, one fork per layer.
 constexpr int64_t kExpertParallelTokens = 4;
 
-// Expert e on the tokens routed to it: rows begin..begin+m of the slot-ordered output y.
-void run_routed_expert(const MoeWeights& w, const ExpertGroups& g, int64_t e, const float* x, int64_t top_k,
-                       int64_t hidden, float* y, Workspace& ws) {
+// Expert e on the tokens routed to it: rows begin..begin+m of the slot-ordered output y. Their
+// routing weights go along for observers (RowWeightsScope).
+void run_routed_expert(const MoeWeights& w, const ExpertGroups& g, const LayerRouting& r, int64_t e, const float* x,
+                       int64_t top_k, int64_t hidden, float* y, Workspace& ws) {
   const int64_t begin = g.start[size_t(e)], m = g.start[size_t(e + 1)] - begin;
   float* in = ws.get(Buf::Gathered, m * hidden);
-  for (int64_t i = 0; i < m; ++i) std::copy_n(x + (g.slot[size_t(begin + i)] / top_k) * hidden, hidden, in + i * hidden);
+  float* weights = ws.get(Buf::GatheredWeights, m);
+  for (int64_t i = 0; i < m; ++i) {
+    const int64_t slot = g.slot[size_t(begin + i)];
+    std::copy_n(x + (slot / top_k) * hidden, hidden, in + i * hidden);
+    weights[i] = r.weights[size_t(slot)];
+  }
+  const RowWeightsScope scope({weights, size_t(m)});
   w.experts[size_t(e)].forward(in, m, y + begin * hidden, ws);
 }
 
@@ -73,7 +80,7 @@ void moe_forward(const MoeWeights& w, const ModelConfig& c, const float* x, int6
   const int64_t tasks = int64_t(active.size()) + (w.shared ? 1 : 0);
   auto run_task = [&](int64_t i, Workspace& task_ws) {
     if (i < int64_t(active.size()))
-      run_routed_expert(w, groups, active[size_t(i)], x, k, h, y, task_ws);
+      run_routed_expert(w, groups, r, active[size_t(i)], x, k, h, y, task_ws);
     else
       run_shared_expert(w, x, n, h, sh, task_ws);
   };

@@ -44,8 +44,8 @@ Tensor dense_weights(const LinearSlot& slot) {
 // keeps the recorder (and its statistics) alive.
 class Recorders {
  public:
-  InputRecorder* wrap(LinearSlot& slot, bool keep_inputs) {
-    auto rec = std::make_unique<InputRecorder>(std::move(*slot.op), keep_inputs);
+  InputRecorder* wrap(LinearSlot& slot, bool keep_inputs, bool weight_by_routing = false) {
+    auto rec = std::make_unique<InputRecorder>(std::move(*slot.op), keep_inputs, weight_by_routing);
     InputRecorder* raw = rec.get();
     *slot.op = std::move(rec);
     wrapped_.push_back(&slot);
@@ -105,7 +105,8 @@ class LayerQuantizer {
     if (calibrate) {
       if (hidden_.numel() == 0) fail("layer {}: GPTQ/AWQ need calibration data", job_.layer);
       for (size_t i : members)
-        if (needs_calibration(entry(i).action.method)) recorded[i] = recorders.wrap(job_.slots[i], false);
+        if (needs_calibration(entry(i).action.method))
+          recorded[i] = recorders.wrap(job_.slots[i], false, job_.settings->calibration.routing_weighted);
       if (stage >= 2)
         for (LinearSlot& slot : job_.slots)
           if (slot.role == TensorRole::Router && !recorded[size_t(&slot - job_.slots.data())])

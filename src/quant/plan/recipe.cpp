@@ -167,11 +167,13 @@ Section section(const toml::table& root, std::string_view key, const std::string
 }
 
 void parse_settings(const toml::table& root, const std::string& source, RecipeSettings& s) {
-  auto [calib, calib_at] = section(root, "calibration", source, {"samples", "seqlen", "seed", "file"});
+  auto [calib, calib_at] = section(root, "calibration", source, {"samples", "seqlen", "seed", "file", "routing_weighted"});
   s.calibration.samples = get_count(calib, "samples", calib_at, s.calibration.samples, 1);
   s.calibration.seqlen = get_count(calib, "seqlen", calib_at, s.calibration.seqlen, 1);
   s.calibration.seed = get_count(calib, "seed", calib_at, s.calibration.seed, 0);
   s.calibration.file = toml_field<std::string>(calib, "file", calib_at).value_or("");
+  s.calibration.routing_weighted =
+      toml_field<bool>(calib, "routing_weighted", calib_at).value_or(s.calibration.routing_weighted);
 
   auto [gptq, gptq_at] = section(root, "gptq", source, {"damp_percent", "block_size", "act_order", "static_groups", "mse"});
   s.gptq.damp_percent = toml_field<double>(gptq, "damp_percent", gptq_at).value_or(s.gptq.damp_percent);

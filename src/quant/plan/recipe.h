@@ -56,6 +56,7 @@ struct CalibrationSettings {
   int64_t seqlen = 512;
   int64_t seed = 0;
   std::string file;  // calibration text; empty: the pipeline's default corpus
+  bool routing_weighted = false;  // an expert's Hessian weights each routed token by its routing weight
   bool operator==(const CalibrationSettings&) const = default;
 };
 

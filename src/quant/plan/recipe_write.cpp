@@ -92,6 +92,7 @@ void write_settings(std::string& out, const Recipe& recipe) {
   out += fmt::format("\n[calibration]\nsamples = {}\nseqlen = {}\nseed = {}\n", s.calibration.samples,
                      s.calibration.seqlen, s.calibration.seed);
   if (!s.calibration.file.empty()) out += fmt::format("file = {}\n", quote(s.calibration.file));
+  if (s.calibration.routing_weighted) out += "routing_weighted = true\n";
   if (gptq || s.gptq != defaults.gptq)
     out += fmt::format("\n[gptq]\ndamp_percent = {}\nblock_size = {}\nact_order = {}\nstatic_groups = {}\nmse = {}\n",
                        number(s.gptq.damp_percent), s.gptq.block_size, s.gptq.act_order, s.gptq.static_groups,
