@@ -44,8 +44,8 @@ Tensor dense_weights(const LinearSlot& slot) {
 // keeps the recorder (and its statistics) alive.
 class Recorders {
  public:
-  InputRecorder* wrap(LinearSlot& slot, bool keep_inputs, bool weight_by_routing = false) {
-    auto rec = std::make_unique<InputRecorder>(std::move(*slot.op), keep_inputs, weight_by_routing);
+  InputRecorder* wrap(LinearSlot& slot, bool weight_by_routing = false) {
+    auto rec = std::make_unique<InputRecorder>(std::move(*slot.op), false, weight_by_routing);
     InputRecorder* raw = rec.get();
     *slot.op = std::move(rec);
     wrapped_.push_back(&slot);
@@ -66,11 +66,33 @@ class Recorders {
   std::vector<LinearPtr> held_;
 };
 
-struct StageContext {
-  const LayerJob& job;
-  const std::vector<InputRecorder*>& recorders;  // per slot, null if not recorded
-  const InputRecorder* router = nullptr;         // every token of the layer (MLP stages)
-  LayerResult& result;
+// The router's input is every token of the layer. As it goes by, this passes it through the
+// gate and up projections of experts the router sent too few tokens, adding SiLU(gate x)·(up x)
+// to their down projections' Hessians: the inputs down would see if it got every token, with no
+// copy of them kept. (The router runs on the block's own thread: no lock needed.)
+class DownInputTap final : public LinearOp {
+ public:
+  struct Expert {
+    const LinearOp* gate;
+    const LinearOp* up;
+    HessianAccumulator* down;
+  };
+  DownInputTap(LinearPtr inner, std::vector<Expert> experts) : inner_(std::move(inner)), experts_(std::move(experts)) {}
+
+  int64_t in_features() const override { return inner_->in_features(); }
+  int64_t out_features() const override { return inner_->out_features(); }
+  void forward(const float* x, int64_t n, float* y) const override {
+    inner_->forward(x, n, y);
+    for (const Expert& e : experts_) add_expert_activations(*e.down, *e.gate, *e.up, {x, size_t(n * in_features())});
+  }
+  void weight_rows(int64_t first, int64_t count, float* out) const override { inner_->weight_rows(first, count, out); }
+  size_t storage_bytes() const override { return inner_->storage_bytes(); }
+  std::string format_name() const override { return inner_->format_name(); }
+  LinearPtr release() { return std::move(inner_); }
+
+ private:
+  LinearPtr inner_;
+  std::vector<Expert> experts_;
 };
 
 class LayerQuantizer {
@@ -101,20 +123,54 @@ class LayerQuantizer {
 
     Recorders recorders;
     std::vector<InputRecorder*> recorded(job_.slots.size(), nullptr);
-    InputRecorder* router = nullptr;
+    std::map<size_t, HessianAccumulator> all_tokens;
     if (calibrate) {
       if (hidden_.numel() == 0) fail("layer {}: GPTQ/AWQ need calibration data", job_.layer);
       for (size_t i : members)
         if (needs_calibration(entry(i).action.method))
-          recorded[i] = recorders.wrap(job_.slots[i], false, job_.settings->calibration.routing_weighted);
-      if (stage >= 2)
-        for (LinearSlot& slot : job_.slots)
-          if (slot.role == TensorRole::Router && !recorded[size_t(&slot - job_.slots.data())])
-            router = recorders.wrap(slot, true);
+          recorded[i] = recorders.wrap(job_.slots[i], job_.settings->calibration.routing_weighted);
+      LinearSlot* router = stage == 2 ? router_slot(recorded) : nullptr;
+      const InputRecorder* router_inputs = router ? recorders.wrap(*router) : nullptr;
       run_block_on_copies();
       recorders.unwrap();
+      all_tokens = all_token_hessians(members, recorded, router_inputs);
     }
-    quantize_members(members, recorded, router);
+    quantize_members(members, recorded, all_tokens);
+  }
+
+  // The layer's router, unless it is itself being calibrated (a recipe quantizing it with GPTQ).
+  LinearSlot* router_slot(const std::vector<InputRecorder*>& recorded) {
+    for (LinearSlot& slot : job_.slots)
+      if (slot.role == TensorRole::Router && !recorded[size_t(&slot - job_.slots.data())]) return &slot;
+    return nullptr;
+  }
+
+  // For the all_tokens policy, Hessians from every token of the layer for the routed experts the
+  // router sent too few (by member index): gate's and up's are the router input's, recorded in
+  // the same pass; down's take one more pass that feeds the router's input through the expert's
+  // (already quantized) gate and up as it goes by.
+  std::map<size_t, HessianAccumulator> all_token_hessians(const std::vector<size_t>& members,
+                                                          const std::vector<InputRecorder*>& recorded,
+                                                          const InputRecorder* router_inputs) {
+    std::map<size_t, HessianAccumulator> out;
+    if (job_.settings->under_calibrated.policy != plan::UnderCalibratedPolicy::AllTokens) return out;
+    std::vector<DownInputTap::Expert> down;
+    for (size_t i : members) {
+      const LinearSlot& slot = job_.slots[i];
+      if (!recorded[i] || slot.role != TensorRole::RoutedExpert || !under_calibrated(*recorded[i], i)) continue;
+      if (slot.projection != "down") {
+        if (router_inputs) out.emplace(i, router_inputs->stats());
+        continue;
+      }
+      HessianAccumulator& h = out.emplace(i, HessianAccumulator((*slot.op)->in_features())).first->second;
+      down.push_back({&sibling(slot, "gate"), &sibling(slot, "up"), &h});
+    }
+    LinearSlot* router = down.empty() ? nullptr : router_slot(recorded);
+    if (!router) return out;
+    *router->op = std::make_unique<DownInputTap>(std::move(*router->op), std::move(down));
+    run_block_on_copies();
+    *router->op = static_cast<DownInputTap*>(router->op->get())->release();
+    return out;
   }
 
   // One pass of the calibration tokens through the block for the recorders, a few sequences at
@@ -131,14 +187,15 @@ class LayerQuantizer {
   }
 
   void quantize_members(const std::vector<size_t>& members, const std::vector<InputRecorder*>& recorded,
-                        const InputRecorder* router) {
+                        const std::map<size_t, HessianAccumulator>& all_tokens) {
     std::map<std::string, std::vector<size_t>> awq_groups;
     for (size_t i : members) {
       if (entry(i).action.method == QuantMethod::Awq && recorded[i] && !under_calibrated(*recorded[i], i)) {
         awq_groups[input_group(job_.slots[i])].push_back(i);
         continue;
       }
-      quantize_single(i, recorded[i], router);
+      const auto all = all_tokens.find(i);
+      quantize_single(i, recorded[i], all == all_tokens.end() ? nullptr : &all->second);
     }
     for (const auto& [key, group] : awq_groups) quantize_awq(group, recorded);
   }
@@ -148,7 +205,7 @@ class LayerQuantizer {
     return rec.stats().tokens() < std::max<int64_t>(1, job_.settings->under_calibrated.min_tokens);
   }
 
-  void quantize_single(size_t i, const InputRecorder* rec, const InputRecorder* router) {
+  void quantize_single(size_t i, const InputRecorder* rec, const HessianAccumulator* all_tokens) {
     LinearSlot& slot = job_.slots[i];
     const QuantSpec spec = effective_spec(entry(i), job_.indivisible);
     const Tensor w = dense_weights(slot);
@@ -157,7 +214,7 @@ class LayerQuantizer {
     if (rec && entry(i).action.method == QuantMethod::Gptq && !under_calibrated(*rec, i)) {
       q = run_gptq(w, rec->stats().hessian(), spec, r);
     } else if (rec && under_calibrated(*rec, i)) {
-      q = quantize_under_calibrated(i, w, spec, router, r);
+      q = quantize_under_calibrated(i, w, spec, all_tokens, r);
     } else {
       q = rtn_quantize(w.ptr(), w.rows(), w.cols(), spec);
     }
@@ -173,25 +230,19 @@ class LayerQuantizer {
 
   // An expert the router sent too few calibration tokens: GPTQ on a Hessian of a handful of
   // rows overfits them (or, with none, has nothing to go on), so follow the recipe's policy.
+  // all_tokens: the Hessian from every token of the layer (all_token_hessians), or null.
   QuantizedMatrix quantize_under_calibrated(size_t i, const Tensor& w, const QuantSpec& spec,
-                                            const InputRecorder* router, UnitResult& r) {
+                                            const HessianAccumulator* all_tokens, UnitResult& r) {
     const LinearSlot& slot = job_.slots[i];
-    const auto& policy = job_.settings->under_calibrated;
     const std::string why = fmt::format("{} calibration tokens", r.tokens);
-    if (policy.policy == plan::UnderCalibratedPolicy::Rtn || !router) {
+    if (!all_tokens) {  // the rtn policy (or a router that is itself being calibrated)
       result_.warnings.push_back(fmt::format("{}: {}, quantized with RTN", slot.name, why));
       r.method = "rtn (under-calibrated)";
       return rtn_quantize(w.ptr(), w.rows(), w.cols(), spec);
     }
-    HessianAccumulator all(w.cols());
-    if (slot.projection == "down") {
-      add_expert_activations(all, sibling(slot, "gate"), sibling(slot, "up"), router->inputs());
-    } else {
-      all.merge(router->stats());
-    }
     result_.warnings.push_back(fmt::format("{}: {}, calibrated on all {} tokens of the layer", slot.name, why,
-                                           all.tokens()));
-    QuantizedMatrix q = run_gptq(w, all.hessian(), spec, r);
+                                           all_tokens->tokens()));
+    QuantizedMatrix q = run_gptq(w, all_tokens->hessian(), spec, r);
     r.method = "gptq (all tokens)";
     return q;
   }
