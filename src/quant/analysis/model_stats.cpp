@@ -18,6 +18,7 @@
 #include "io/tokenizer.h"
 #include "kernels/cpu/quant_linear.h"
 #include "kernels/dense_linear.h"
+#include "kernels/ops.h"
 #include "quant/algo/gptq.h"
 #include "quant/algo/rtn.h"
 #include "quant/formats/traits.h"
@@ -54,10 +55,7 @@ GptqResult quantize_candidate(const Tensor& w, const Tensor& h, const plan::Plan
 // Rows of logits in place → log-probabilities.
 void log_softmax_rows(float* x, int64_t rows, int64_t n) {
   for (int64_t r = 0; r < rows; ++r, x += n) {
-    const float m = *std::max_element(x, x + n);
-    double sum = 0;
-    for (int64_t j = 0; j < n; ++j) sum += std::exp(double(x[j] - m));
-    const float shift = m + float(std::log(sum));
+    const float shift = log_sum_exp(x, n);
     for (int64_t j = 0; j < n; ++j) x[j] -= shift;
   }
 }

@@ -2,13 +2,13 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <map>
 
 #include "calib/input_recorder.h"
 #include "core/error.h"
 #include "kernels/cpu/quant_linear.h"
 #include "kernels/dense_linear.h"
+#include "kernels/ops.h"
 #include "quant/algo/awq.h"
 #include "quant/algo/gptq.h"
 #include "quant/algo/rtn.h"
@@ -308,7 +308,7 @@ void add_expert_activations(HessianAccumulator& h, const LinearOp& gate, const L
     const int64_t count = std::min(rows, n - first);
     gate.forward(x.data() + first * in, count, g.data());
     up.forward(x.data() + first * in, count, u.data());
-    for (size_t i = 0; i < size_t(count * ffn); ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+    silu_mul(g.data(), u.data(), count * ffn);
     h.add(std::span<const float>(g.data(), size_t(count * ffn)));
   }
 }
