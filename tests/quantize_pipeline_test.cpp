@@ -360,6 +360,33 @@ group_size = 64
   EXPECT_TRUE(recipe.settings.calibration.routing_weighted);
 }
 
+// GPTQ on the lm_head calibrates on what it sees: the final norm's output of the calibration
+// tokens. Recomputed for qwen3_moe (untied lm_head) with nothing else quantized, so those are the
+// original model's hidden states. The embedding, a lookup table, takes RTN only.
+TEST(QuantizePipeline, LmHeadGptqCalibratesOnTheFinalNormsOutput) {
+  const fs::path model_dir = testing::shared_dir() / "models/qwen3_moe", out = scratch("lm-head");
+  const std::string rule = "[[rule]]\nrole = \"{}\"\nmethod = \"gptq\"\nbits = 4\ngroup_size = 32\n";
+  quantize_model(options(model_dir, write_recipe("lm-head", fmt::format(fmt::runtime(rule), "lm_head")), out));
+
+  auto model = Model::load(model_dir);
+  const CalibSet calib = load_calibration(Tokenizer::load(model_dir / "tokenizer.json"), {demo_calib(), 16, 128, 0});
+  Tensor hidden = model->embed(calib.ids);
+  for (int64_t layer = 0; layer < model->num_layers(); ++layer) model->run_block(int(layer), hidden, 16, 128);
+  model->final_norm(hidden);
+  const Tensor h = hessian_of(std::vector<double>(hidden.data.begin(), hidden.data.end()), hidden.cols());
+
+  const Tensor w = Checkpoint::open(model_dir).get("lm_head.weight").to_f32();
+  const QuantSpec spec = parse_quant_spec("int4 g32 asym");
+  const std::vector<float> gptq = dequantize(gptq_quantize(w, h, spec, gptq_options({})).q);
+  const std::vector<float> rtn = dequantize(rtn_quantize(w.ptr(), w.rows(), w.cols(), spec));
+  EXPECT_GT(share_equal(out, "lm_head.weight", gptq), 0.99);
+  EXPECT_LT(share_equal(out, "lm_head.weight", rtn), 0.95);
+
+  const QuantizeOptions embedding =
+      options(model_dir, write_recipe("embedding-gptq", fmt::format(fmt::runtime(rule), "embedding")), scratch("emb-gptq"));
+  expect_error(embedding, "can only be quantized with rtn");
+}
+
 TEST(QuantizePipeline, IndivisibleGroupsHalveOrGoPerChannel) {
   auto group = [](int64_t cols, int group_size, IndivisibleGroups policy) {
     plan::QuantUnit unit;

@@ -11,6 +11,8 @@
 #include "calib/calib_data.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "calib/hessian.h"
+#include "quant/algo/gptq.h"
 #include "quant/algo/rtn.h"
 #include "quant/formats/checkpoint_io.h"
 #include "quant/formats/manifest.h"
@@ -99,8 +101,20 @@ class QuantizeJob {
     plan_ = plan::resolve(recipe_, units);
     for (const std::string& w : plan_.warnings) fmt::print(stderr, "moeq: warning: {}\n", w);
     fmt::print(stderr, "{}", plan_.summary());
-    for (const auto& e : plan_.entries)
-      if (e.action.quantizes()) effective_spec(e, o_.indivisible);  // fail early on impossible shapes
+    for (size_t i = 0; i < slots_.size(); ++i) {
+      const plan::PlanEntry& e = plan_.entries[i];
+      if (!e.action.quantizes()) continue;
+      effective_spec(e, o_.indivisible);  // fail early on impossible shapes
+      if (slots_[i].layer < 0) check_outside_blocks(e);
+    }
+  }
+
+  void check_outside_blocks(const plan::PlanEntry& e) const {
+    if (model_->config().tie_word_embeddings)
+      fail("{}: '{}' is tied to the embedding and cannot be quantized", recipe_.source, e.unit.name);
+    const bool lm_head = e.unit.role == TensorRole::LmHead;
+    if (e.action.method != plan::QuantMethod::Rtn && !(lm_head && e.action.method == plan::QuantMethod::Gptq))
+      fail("{}: '{}' can only be quantized with rtn{}", recipe_.source, e.unit.name, lm_head ? " or gptq" : "");
   }
 
   void prepare_partial() {
@@ -224,14 +238,7 @@ class QuantizeJob {
     for (size_t i = 0; i < slots_.size(); ++i) {
       const auto& e = plan_.entries[i];
       if (slots_[i].layer >= 0 || !e.action.quantizes()) continue;
-      if (e.action.method != plan::QuantMethod::Rtn)
-        fail("{}: '{}' can only be quantized with rtn", recipe_.source, e.unit.name);
-      if (model_->config().tie_word_embeddings)
-        fail("{}: '{}' is tied to the embedding and cannot be quantized", recipe_.source, e.unit.name);
-      const Tensor w = checkpoint_->get(e.unit.name).to_f32();
-      const QuantSpec spec = effective_spec(e, o_.indivisible);
-      for (auto& t : quantized_linear_tensors(e.unit.name, rtn_quantize(w.ptr(), w.rows(), w.cols(), spec)))
-        rest.push_back(std::move(t));
+      for (auto& t : quantized_linear_tensors(e.unit.name, quantize_outside_blocks(e))) rest.push_back(std::move(t));
       replaced.insert(e.unit.name);
     }
     for (const auto& [name, view] : checkpoint_->tensors())
@@ -241,6 +248,31 @@ class QuantizeJob {
     if (fs::exists(o_.out_dir)) fs::remove_all(o_.out_dir);
     fs::rename(partial_, o_.out_dir);
     fmt::print(stderr, "moeq: wrote {} in {:.1f} s\n", o_.out_dir.string(), seconds);
+  }
+
+  // The embedding is a lookup table: only RTN applies. The lm_head is a matmul on the final
+  // norm's output, so GPTQ can calibrate it on the hidden states the quantized blocks produced.
+  QuantizedMatrix quantize_outside_blocks(const plan::PlanEntry& e) const {
+    const Tensor w = checkpoint_->get(e.unit.name).to_f32();
+    const QuantSpec spec = effective_spec(e, o_.indivisible);
+    if (e.action.method == plan::QuantMethod::Gptq)
+      return gptq_quantize(w, lm_head_hessian(), spec, gptq_options(recipe_.settings.gptq)).q;
+    return rtn_quantize(w.ptr(), w.rows(), w.cols(), spec);
+  }
+
+  // H of the lm_head's inputs: the calibration hidden states after the last block, normed,
+  // kPassTokens rows at a time.
+  Tensor lm_head_hessian() const {
+    const int64_t rows = hidden_.rows(), dim = hidden_.cols();
+    HessianAccumulator h(dim);
+    for (int64_t r0 = 0; r0 < rows; r0 += kPassTokens) {
+      const int64_t n = std::min(kPassTokens, rows - r0);
+      Tensor chunk({n, dim});
+      std::copy_n(hidden_.ptr() + r0 * dim, n * dim, chunk.ptr());
+      model_->final_norm(chunk);
+      h.add(chunk.data);
+    }
+    return h.hessian();
   }
 
   void write_metadata(int count, double seconds) {
