@@ -200,8 +200,24 @@ void check_StoredHessiansAndBlockErrorsGiveTheMeasuredLosses() {
       keys.insert(Key::key(s.units[i], Key::Tokens::AllOfLayer));
   }
   EXPECT_GE(keys.size(), 4u * (2 + 8 * 2));
+  keys.insert("lm_head");
   EXPECT_EQ(m.hessians.size(), keys.size());
   for (const std::string& k : keys) EXPECT_TRUE(m.hessians.contains(k)) << k;
+
+  // The lm_head's entry: the last block's output through the final norm, 2/N Σ x xᵀ in double.
+  Tensor last = h;
+  for (int layer = 1; layer < 4; ++layer) model->run_block(layer, last, 8, 128);
+  model->final_norm(last);
+  const Tensor& stored = m.hessians.get("lm_head");
+  const int64_t dim = last.cols();
+  ASSERT_EQ(stored.rows(), dim);
+  for (int64_t a = 0; a < dim; a += 7)
+    for (int64_t b = a % 5; b < dim; b += 11) {
+      double sum = 0;
+      for (int64_t r = 0; r < last.rows(); ++r) sum += double(last.ptr()[r * dim + a]) * last.ptr()[r * dim + b];
+      const double expected = 2 * sum / double(last.rows());
+      EXPECT_NEAR(stored.ptr()[a * dim + b], expected, 1e-4 * (1 + std::abs(expected))) << a << "," << b;
+    }
 
   const fs::path file = fs::temp_directory_path() / "moeq-hessians-test.safetensors";
   m.hessians.save(file);

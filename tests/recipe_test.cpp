@@ -9,6 +9,7 @@
 
 #include <unistd.h>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "core/error.h"
@@ -191,6 +192,17 @@ TEST(Recipe, UnmatchedRuleNamesFileAndRule) {
   EXPECT_EQ(resolve_error("[[rule]]\nname_regex = 'mlp\\.gate\\.weight$'\nmethod = \"rtn\"\nbits = 8\n"),
             "r.toml: rule 1 matches no tensor of the model (routers and shared-expert gates are only selected "
             "by a role naming them)");
+}
+
+TEST(Recipe, EmbeddingTakesRtnAndLmHeadRtnOrGptq) {
+  const std::string rest = "[[rule]]\nrole = \"attention\"\nmethod = \"rtn\"\nbits = 4\n";
+  auto outside = [&](const char* role, const char* method) {
+    return resolve_error(fmt::format("[[rule]]\nrole = \"{}\"\nmethod = \"{}\"\nbits = 4\n", role, method) + rest);
+  };
+  EXPECT_EQ(outside("embedding", "gptq"), "r.toml: rule 1: 'model.embed_tokens.weight' can only be quantized with rtn");
+  EXPECT_EQ(outside("lm_head", "awq"), "r.toml: rule 1: 'lm_head.weight' can only be quantized with rtn or gptq");
+  EXPECT_EQ(outside("embedding", "rtn"), "");
+  EXPECT_EQ(outside("lm_head", "gptq"), "");
 }
 
 TEST(Recipe, FirstMatchWins) {

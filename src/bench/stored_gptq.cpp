@@ -20,6 +20,7 @@ void quantize_from_store(Model& model, const plan::QuantPlan& plan, const analys
   for (size_t i = 0; i < slots.size(); ++i) {
     const plan::PlanEntry& e = plan.entries[i];
     if (!e.action.quantizes()) continue;
+    check_not_tied(model, e, plan.source);
     if (slots[i].name != e.unit.name) fail("bench: linear {} is '{}', the plan's is '{}'", i, slots[i].name, e.unit.name);
     const auto* dense = dynamic_cast<const DenseLinear*>(slots[i].op->get());
     if (!dense) fail("bench: '{}' is not a dense weight", e.unit.name);

@@ -10,6 +10,7 @@
 namespace moeq::analysis {
 
 std::string HessianStore::key(const plan::QuantUnit& u, Tokens tokens) {
+  if (u.layer < 0) return std::string(role_name(u.role));  // the lm_head: the final norm's output
   const std::string& p = u.projection;
   const std::string input = p == "q" || p == "k" || p == "v" ? "qkv" : p == "gate" || p == "up" ? "gate_up" : p;
   const std::string owner = u.expert >= 0 ? fmt::format("E{}", u.expert) : std::string(role_name(u.role));

@@ -85,6 +85,7 @@ class Collector {
       measure_layer(layer, hidden);
       fmt::print(stderr, "moeq: statistics: block {}/{} ({:.1f} s)\n", layer + 1, model_.num_layers(), elapsed(start));
     }
+    if (hessians_) keep_lm_head_hessian(hidden);
     for (size_t i = 0; i < slots_.size(); ++i) stats_.per_unit[i].outlier = outlier(slots_[i]);
     scale_to_block_error();
     measure_output_kl();
@@ -239,6 +240,11 @@ class Collector {
       add_expert_activations(all, sibling(u, "gate"), sibling(u, "up"), router.inputs());
       hessians_->put(key, all.hessian());
     }
+  }
+
+  void keep_lm_head_hessian(const Tensor& last_block_output) {
+    for (const plan::QuantUnit& u : stats_.units)
+      if (u.role == TensorRole::LmHead) hessians_->put(HessianStore::key(u), lm_head_hessian(model_, last_block_output));
   }
 
   const LinearOp& sibling(const plan::QuantUnit& u, std::string_view projection) const {

@@ -46,7 +46,7 @@ json request_key(const StatsRequest& r) {
           {"gptq", {{"damp_percent", s.gptq.damp_percent}, {"block_size", s.gptq.block_size},
                     {"act_order", s.gptq.act_order}, {"static_groups", s.gptq.static_groups}, {"mse", s.gptq.mse}}},
           {"indivisible", int(s.indivisible)},
-          {"version", 3}};  // 2: losses scaled to block output error; 3: and to output KL
+          {"version", 4}};  // 2: losses scaled to block output error; 3: and to output KL; 4: lm_head Hessian stored
 }
 
 json stats_to_json(const ModelStats& s, const json& key) {

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <map>
 
+#include "arch/config.h"
 #include "calib/input_recorder.h"
 #include "core/error.h"
 #include "kernels/cpu/quant_linear.h"
@@ -341,6 +342,24 @@ QuantSpec effective_spec(const plan::PlanEntry& entry, IndivisibleGroups indivis
 
 LayerResult quantize_layer(Model& model, const LayerJob& job, const Tensor& hidden, int64_t samples, int64_t seqlen) {
   return LayerQuantizer(model, job, hidden, samples, seqlen).run();
+}
+
+void check_not_tied(const Model& model, const plan::PlanEntry& entry, const std::string& source) {
+  if (entry.action.quantizes() && entry.unit.layer < 0 && model.config().tie_word_embeddings)
+    fail("{}: '{}' is tied to the embedding and cannot be quantized", source, entry.unit.name);
+}
+
+Tensor lm_head_hessian(const Model& model, const Tensor& hidden) {
+  const int64_t rows = hidden.rows(), dim = hidden.cols();
+  HessianAccumulator h(dim);
+  for (int64_t r0 = 0; r0 < rows; r0 += kPassTokens) {
+    const int64_t n = std::min(kPassTokens, rows - r0);
+    Tensor chunk({n, dim});
+    std::copy_n(hidden.ptr() + r0 * dim, n * dim, chunk.ptr());
+    model.final_norm(chunk);
+    h.add(chunk.data);
+  }
+  return h.hessian();
 }
 
 }  // namespace moeq

@@ -63,6 +63,14 @@ inline constexpr int64_t kPassTokens = 4096;
 // time, so the activations never exist for all tokens at once.
 void add_expert_activations(HessianAccumulator& h, const LinearOp& gate, const LinearOp& up, std::span<const float> x);
 
+// A tied lm_head is the embedding's matrix, which one file cannot store both quantized (as the
+// lm_head) and not (as the embedding): an error naming `source` if the entry quantizes it.
+void check_not_tied(const Model& model, const plan::PlanEntry& entry, const std::string& source);
+
+// H of the lm_head's inputs: `hidden` ([tokens, hidden], the last block's output) through the
+// model's final norm, kPassTokens rows at a time.
+Tensor lm_head_hessian(const Model& model, const Tensor& hidden);
+
 // A recipe's [gptq] table as the algorithm's options.
 GptqOptions gptq_options(const plan::GptqSettings& settings);
 

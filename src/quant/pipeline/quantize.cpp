@@ -105,16 +105,8 @@ class QuantizeJob {
       const plan::PlanEntry& e = plan_.entries[i];
       if (!e.action.quantizes()) continue;
       effective_spec(e, o_.indivisible);  // fail early on impossible shapes
-      if (slots_[i].layer < 0) check_outside_blocks(e);
+      check_not_tied(*model_, e, recipe_.source);
     }
-  }
-
-  void check_outside_blocks(const plan::PlanEntry& e) const {
-    if (model_->config().tie_word_embeddings)
-      fail("{}: '{}' is tied to the embedding and cannot be quantized", recipe_.source, e.unit.name);
-    const bool lm_head = e.unit.role == TensorRole::LmHead;
-    if (e.action.method != plan::QuantMethod::Rtn && !(lm_head && e.action.method == plan::QuantMethod::Gptq))
-      fail("{}: '{}' can only be quantized with rtn{}", recipe_.source, e.unit.name, lm_head ? " or gptq" : "");
   }
 
   void prepare_partial() {
@@ -256,23 +248,8 @@ class QuantizeJob {
     const Tensor w = checkpoint_->get(e.unit.name).to_f32();
     const QuantSpec spec = effective_spec(e, o_.indivisible);
     if (e.action.method == plan::QuantMethod::Gptq)
-      return gptq_quantize(w, lm_head_hessian(), spec, gptq_options(recipe_.settings.gptq)).q;
+      return gptq_quantize(w, lm_head_hessian(*model_, hidden_), spec, gptq_options(recipe_.settings.gptq)).q;
     return rtn_quantize(w.ptr(), w.rows(), w.cols(), spec);
-  }
-
-  // H of the lm_head's inputs: the calibration hidden states after the last block, normed,
-  // kPassTokens rows at a time.
-  Tensor lm_head_hessian() const {
-    const int64_t rows = hidden_.rows(), dim = hidden_.cols();
-    HessianAccumulator h(dim);
-    for (int64_t r0 = 0; r0 < rows; r0 += kPassTokens) {
-      const int64_t n = std::min(kPassTokens, rows - r0);
-      Tensor chunk({n, dim});
-      std::copy_n(hidden_.ptr() + r0 * dim, n * dim, chunk.ptr());
-      model_->final_norm(chunk);
-      h.add(chunk.data);
-    }
-    return h.hessian();
   }
 
   void write_metadata(int count, double seconds) {

@@ -71,6 +71,13 @@ QuantPlan resolve(const Recipe& recipe, std::span<const QuantUnit> units) {
     if (action.quantizes() && action.spec.format != QuantFormat::Int && unit.cols % kBnbBlock != 0)
       fail("{} gives {} to '{}', whose {} input features are not a multiple of {}", rule_label(recipe, size_t(rule)),
            to_string(action.spec), unit.name, unit.cols, kBnbBlock);
+    // The embedding is a lookup table, with no inputs to calibrate on; the lm_head is a matmul on
+    // the final norm's output, which GPTQ can calibrate on.
+    const bool lm_head = unit.role == TensorRole::LmHead;
+    if (action.quantizes() && unit.layer < 0 && action.method != QuantMethod::Rtn &&
+        !(lm_head && action.method == QuantMethod::Gptq))
+      fail("{}: '{}' can only be quantized with rtn{}", rule_label(recipe, size_t(rule)), unit.name,
+           lm_head ? " or gptq" : "");
   }
   check_rules(recipe, matcher, units, plan);
   for (const std::string& warning : plan.warnings) fmt::print(stderr, "moeq: warning: {}\n", warning);
