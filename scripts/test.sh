@@ -9,4 +9,9 @@ scripts/build.sh build
 # -O1 -g1: a third of RelWithDebInfo's build time on two cores, and still line numbers in reports.
 scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g1" -DMOEQ_SANITIZE=ON \
   -DMOEQ_BUILD_BENCH=OFF
-(cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure --timeout 900 -j2 -E Slow)
+# Under the sanitizers the two longest tests (69 s and 58 s) are left out to keep CI within 20
+# minutes: the statistics pass and the optimiser they check still run sanitized through
+# `moeq quantize --target-bits` (QuantizeCli), GPTQ and calibration in the QuantizePipeline tests;
+# what goes unsanitized is moeq bench's row loop and report writing.
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure --timeout 900 -j2 \
+  -E 'Slow|ModelStats.DemoModel|BenchRun.DemoModelSmallGridResumes')
