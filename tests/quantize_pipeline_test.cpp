@@ -192,7 +192,12 @@ TEST(QuantizePipeline, KilledRunLeavesNoOutputAndResumesToTheSameResult) {
 TEST(QuantizePipeline, RouterQuantizedOnlyWhenARuleNamesIt) {
   const fs::path out = scratch("router");
   const fs::path recipe = write_recipe("router", "[[rule]]\nrole = \"router\"\nmethod = \"rtn\"\nbits = 2\ngroup_size = 0\n");
+  ::testing::internal::CaptureStderr();
   quantize_model(options(demo_model(), recipe, out));
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  const std::string warning = "rule 1 quantizes 4 router/shared-expert-gate tensors, kept 16-bit by default";
+  EXPECT_NE(log.find(warning), std::string::npos) << log;
+  EXPECT_EQ(log.find(warning), log.rfind(warning)) << "printed more than once:\n" << log;
   auto model = Model::load(out);
   int routers = 0;
   for (const LinearSlot& s : model->linears())

@@ -99,8 +99,7 @@ class QuantizeJob {
     std::vector<plan::QuantUnit> units;
     for (const LinearSlot& s : slots_) units.push_back(plan::unit_of(s));
     plan_ = plan::resolve(recipe_, units);
-    for (const std::string& w : plan_.warnings) fmt::print(stderr, "moeq: warning: {}\n", w);
-    fmt::print(stderr, "{}", plan_.summary());
+    fmt::print(stderr, "{}", plan_.summary());  // plan::resolve printed the warnings
     for (size_t i = 0; i < slots_.size(); ++i) {
       const plan::PlanEntry& e = plan_.entries[i];
       if (!e.action.quantizes()) continue;

@@ -110,7 +110,6 @@ std::string QuantPlan::summary() const {
   for (const auto& [key, n] : counts) out += fmt::format("  {:<20} {:>6} × {}\n", role_name(key.first), n, key.second);
   for (const auto& [role, n] : untouched)
     out += fmt::format("  {:<20} {:>6} × unchanged (no rule)\n", role_name(role), n);
-  for (const std::string& warning : warnings) out += fmt::format("  warning: {}\n", warning);
   return out;
 }
 

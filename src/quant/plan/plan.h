@@ -27,7 +27,7 @@ struct QuantPlan {
   const PlanEntry* find(std::string_view name) const;
   // Names of the units no rule matched: they stay as they are in the checkpoint.
   std::vector<std::string> unmatched() const;
-  // Human report: tensors per role and action, what stays as it is, warnings.
+  // Human report: tensors per role and action, and what stays as it is (resolve printed the warnings).
   std::string summary() const;
 };
 
