@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include <CLI/CLI.hpp>
@@ -76,12 +77,13 @@ std::vector<int32_t> first_windows(std::vector<int32_t> ids, int64_t windows) {
 int main(int argc, char** argv) {
   CLI::App app{"quantize_bench"};
   std::string shared = "../shared", models = "mixtral", recipes, work = "/tmp/moeq-bench", table;
-  int64_t windows = 0, calib_samples = 128;
+  int64_t windows = 0;
+  std::optional<int64_t> calib_samples;
   app.add_option("--shared", shared);
   app.add_option("--models", models);
   app.add_option("--recipes", recipes)->required();
   app.add_option("--windows", windows, "WikiText-2 windows of 512 to score (0: all 812)");
-  app.add_option("--calib-samples", calib_samples);
+  app.add_option("--calib-samples", calib_samples, "calibration sequences (default: each recipe's own)");
   app.add_option("--work", work);
   app.add_option("--markdown", table, "also write the results as a Markdown table to this file");
   bool halve = false;
@@ -91,38 +93,43 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   json out = json::array();
-  for (const std::string& name : split(models)) {
-    const fs::path dir = fs::path(shared) / "models" / name;
-    const auto tokenizer = moeq::Tokenizer::load(dir / "tokenizer.json");
-    std::ifstream f(dir / "indomain_valid.txt");
-    std::stringstream text;
-    text << f.rdbuf();
-    const auto wiki = first_windows(moeq::read_ids_int32(dir / "reference/wikitext2_test.ids.int32"), windows);
-    const auto indomain = first_windows(tokenizer.encode(text.str()), windows);
-    json row = measure(dir, wiki, indomain);
-    row["model"] = name;
-    row["recipe"] = "bf16";
-    fmt::print(stderr, "{}\n", row.dump());
-    out.push_back(row);
-    for (const std::string& recipe : split(recipes)) {
-      moeq::QuantizeOptions o;
-      o.model_dir = dir;
-      o.recipe_file = recipe;
-      o.out_dir = fs::path(work) / fmt::format("{}-{}", name, fs::path(recipe).stem().string());
-      o.calib_file = fs::path(shared) / "data/calib/corpus_train_sample.txt";
-      o.calib_samples = calib_samples;
-      o.indivisible = halve ? moeq::IndivisibleGroups::Halve : moeq::IndivisibleGroups::PerChannel;
-      o.resume = false;
-      const auto t0 = std::chrono::steady_clock::now();
-      const json report = moeq::quantize_model(o);
-      const double qs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      json r = measure(o.out_dir, wiki, indomain);
-      r["model"] = name;
-      r["recipe"] = fs::path(recipe).stem().string();
-      r["quantize_seconds"] = qs;
-      fmt::print(stderr, "{}\n", r.dump());
-      out.push_back(r);
+  try {
+    for (const std::string& name : split(models)) {
+      const fs::path dir = fs::path(shared) / "models" / name;
+      const auto tokenizer = moeq::Tokenizer::load(dir / "tokenizer.json");
+      std::ifstream f(dir / "indomain_valid.txt");
+      std::stringstream text;
+      text << f.rdbuf();
+      const auto wiki = first_windows(moeq::read_ids_int32(dir / "reference/wikitext2_test.ids.int32"), windows);
+      const auto indomain = first_windows(tokenizer.encode(text.str()), windows);
+      json row = measure(dir, wiki, indomain);
+      row["model"] = name;
+      row["recipe"] = "bf16";
+      fmt::print(stderr, "{}\n", row.dump());
+      out.push_back(row);
+      for (const std::string& recipe : split(recipes)) {
+        moeq::QuantizeOptions o;
+        o.model_dir = dir;
+        o.recipe_file = recipe;
+        o.out_dir = fs::path(work) / fmt::format("{}-{}", name, fs::path(recipe).stem().string());
+        o.calib_file = fs::path(shared) / "data/calib/corpus_train_sample.txt";
+        o.calib_samples = calib_samples;
+        o.indivisible = halve ? moeq::IndivisibleGroups::Halve : moeq::IndivisibleGroups::PerChannel;
+        o.resume = false;
+        const auto t0 = std::chrono::steady_clock::now();
+        const json report = moeq::quantize_model(o);
+        const double qs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        json r = measure(o.out_dir, wiki, indomain);
+        r["model"] = name;
+        r["recipe"] = fs::path(recipe).stem().string();
+        r["quantize_seconds"] = qs;
+        fmt::print(stderr, "{}\n", r.dump());
+        out.push_back(r);
+      }
     }
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "quantize_bench: {}\n", e.what());
+    return 1;
   }
   fmt::print("{}\n", out.dump(1));
   if (!table.empty()) moeq::write_text_atomically(table, markdown(out));

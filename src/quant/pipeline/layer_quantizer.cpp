@@ -189,10 +189,14 @@ class LayerQuantizer {
 
   void quantize_members(const std::vector<size_t>& members, const std::vector<InputRecorder*>& recorded,
                         const std::map<size_t, HessianAccumulator>& all_tokens) {
+    // Linears that read one input search one AWQ scale together, as AWQ does, when they share a
+    // spec; another spec (K/V at 8 bits beside Q at 4) searches its own. Each linear stores its
+    // scale with its weights, so nothing forces them to agree.
     std::map<std::string, std::vector<size_t>> awq_groups;
     for (size_t i : members) {
       if (entry(i).action.method == QuantMethod::Awq && recorded[i] && !under_calibrated(*recorded[i], i)) {
-        awq_groups[input_group(job_.slots[i])].push_back(i);
+        const QuantSpec spec = effective_spec(entry(i), job_.indivisible);
+        awq_groups[input_group(job_.slots[i]) + " " + to_string(spec)].push_back(i);
         continue;
       }
       const auto all = all_tokens.find(i);
@@ -259,9 +263,6 @@ class LayerQuantizer {
     const QuantSpec spec = effective_spec(entry(group.front()), job_.indivisible);
     std::vector<Tensor> weights, hessians;
     for (size_t i : group) {
-      if (!(effective_spec(entry(i), job_.indivisible) == spec))
-        fail("{}: AWQ needs one spec for linears that share an input ({} differs)", job_.slots[i].name,
-             job_.slots[group.front()].name);
       weights.push_back(dense_weights(job_.slots[i]));
       hessians.push_back(recorded[i]->stats().hessian());
     }
