@@ -72,65 +72,75 @@ std::vector<int32_t> first_windows(std::vector<int32_t> ids, int64_t windows) {
   return ids;
 }
 
+struct Settings {
+  std::string shared = "../shared", models = "mixtral", recipes, work = "/tmp/moeq-bench", table;
+  int64_t windows = 0;
+  std::optional<int64_t> calib_samples;
+  bool halve = false;
+};
+
+// The bf16 row of one model under SHARED/models, then a row per recipe: quantized into WORK and
+// evaluated from there. Rows go to stderr as they finish.
+json bench_model(const Settings& s, const std::string& name) {
+  const fs::path dir = fs::path(s.shared) / "models" / name;
+  const auto tokenizer = moeq::Tokenizer::load(dir / "tokenizer.json");
+  std::ifstream f(dir / "indomain_valid.txt");
+  std::stringstream text;
+  text << f.rdbuf();
+  const auto wiki = first_windows(moeq::read_ids_int32(dir / "reference/wikitext2_test.ids.int32"), s.windows);
+  const auto indomain = first_windows(tokenizer.encode(text.str()), s.windows);
+  json rows = json::array();
+  auto add = [&](json row, const std::string& recipe) {
+    row["model"] = name;
+    row["recipe"] = recipe;
+    fmt::print(stderr, "{}\n", row.dump());
+    rows.push_back(std::move(row));
+  };
+  add(measure(dir, wiki, indomain), "bf16");
+  for (const std::string& recipe : split(s.recipes)) {
+    moeq::QuantizeOptions o;
+    o.model_dir = dir;
+    o.recipe_file = recipe;
+    o.out_dir = fs::path(s.work) / fmt::format("{}-{}", name, fs::path(recipe).stem().string());
+    o.calib_file = fs::path(s.shared) / "data/calib/corpus_train_sample.txt";
+    o.calib_samples = s.calib_samples;
+    o.indivisible = s.halve ? moeq::IndivisibleGroups::Halve : moeq::IndivisibleGroups::PerChannel;
+    o.resume = false;
+    const auto t0 = std::chrono::steady_clock::now();
+    moeq::quantize_model(o);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    json row = measure(o.out_dir, wiki, indomain);
+    row["quantize_seconds"] = seconds;
+    add(std::move(row), fs::path(recipe).stem().string());
+  }
+  return rows;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"quantize_bench"};
-  std::string shared = "../shared", models = "mixtral", recipes, work = "/tmp/moeq-bench", table;
-  int64_t windows = 0;
-  std::optional<int64_t> calib_samples;
-  app.add_option("--shared", shared);
-  app.add_option("--models", models);
-  app.add_option("--recipes", recipes)->required();
-  app.add_option("--windows", windows, "WikiText-2 windows of 512 to score (0: all 812)");
-  app.add_option("--calib-samples", calib_samples, "calibration sequences (default: each recipe's own)");
-  app.add_option("--work", work);
-  app.add_option("--markdown", table, "also write the results as a Markdown table to this file");
-  bool halve = false;
-  app.add_flag("--halve-groups", halve,
+  Settings s;
+  app.add_option("--shared", s.shared);
+  app.add_option("--models", s.models);
+  app.add_option("--recipes", s.recipes)->required();
+  app.add_option("--windows", s.windows, "WikiText-2 windows of 512 to score (0: all 812)");
+  app.add_option("--calib-samples", s.calib_samples, "calibration sequences (default: each recipe's own)");
+  app.add_option("--work", s.work);
+  app.add_option("--markdown", s.table, "also write the results as a Markdown table to this file");
+  app.add_flag("--halve-groups", s.halve,
                "a group size that does not divide a tensor's width is halved until it does (moeq quantize "
                "--indivisible-groups halve); default: per-channel, as anchors/rtn_torch.md");
   CLI11_PARSE(app, argc, argv);
 
   json out = json::array();
   try {
-    for (const std::string& name : split(models)) {
-      const fs::path dir = fs::path(shared) / "models" / name;
-      const auto tokenizer = moeq::Tokenizer::load(dir / "tokenizer.json");
-      std::ifstream f(dir / "indomain_valid.txt");
-      std::stringstream text;
-      text << f.rdbuf();
-      const auto wiki = first_windows(moeq::read_ids_int32(dir / "reference/wikitext2_test.ids.int32"), windows);
-      const auto indomain = first_windows(tokenizer.encode(text.str()), windows);
-      json row = measure(dir, wiki, indomain);
-      row["model"] = name;
-      row["recipe"] = "bf16";
-      fmt::print(stderr, "{}\n", row.dump());
-      out.push_back(row);
-      for (const std::string& recipe : split(recipes)) {
-        moeq::QuantizeOptions o;
-        o.model_dir = dir;
-        o.recipe_file = recipe;
-        o.out_dir = fs::path(work) / fmt::format("{}-{}", name, fs::path(recipe).stem().string());
-        o.calib_file = fs::path(shared) / "data/calib/corpus_train_sample.txt";
-        o.calib_samples = calib_samples;
-        o.indivisible = halve ? moeq::IndivisibleGroups::Halve : moeq::IndivisibleGroups::PerChannel;
-        o.resume = false;
-        const auto t0 = std::chrono::steady_clock::now();
-        const json report = moeq::quantize_model(o);
-        const double qs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        json r = measure(o.out_dir, wiki, indomain);
-        r["model"] = name;
-        r["recipe"] = fs::path(recipe).stem().string();
-        r["quantize_seconds"] = qs;
-        fmt::print(stderr, "{}\n", r.dump());
-        out.push_back(r);
-      }
-    }
+    for (const std::string& name : split(s.models))
+      for (json& row : bench_model(s, name)) out.push_back(std::move(row));
   } catch (const std::exception& e) {
     fmt::print(stderr, "quantize_bench: {}\n", e.what());
     return 1;
   }
   fmt::print("{}\n", out.dump(1));
-  if (!table.empty()) moeq::write_text_atomically(table, markdown(out));
+  if (!s.table.empty()) moeq::write_text_atomically(s.table, markdown(out));
 }

@@ -56,6 +56,21 @@ void check_rules(const Recipe& recipe, const RuleMatcher& matcher, std::span<con
   }
 }
 
+// What rule `index` asks of `unit`, where it cannot apply: bitsandbytes blocks run along rows
+// (qtensor.h), so the input features must fill whole blocks; the embedding is a lookup table,
+// with no inputs to calibrate on (RTN only); the lm_head is a matmul on the final norm's output,
+// which GPTQ can calibrate on.
+void check_action_fits(const Recipe& recipe, size_t index, const QuantUnit& unit) {
+  const QuantAction& action = recipe.rules[index].action;
+  if (!action.quantizes()) return;
+  if (action.spec.format != QuantFormat::Int && unit.cols % kBnbBlock != 0)
+    fail("{} gives {} to '{}', whose {} input features are not a multiple of {}", rule_label(recipe, index),
+         to_string(action.spec), unit.name, unit.cols, kBnbBlock);
+  const bool lm_head = unit.role == TensorRole::LmHead;
+  if (unit.layer < 0 && action.method != QuantMethod::Rtn && !(lm_head && action.method == QuantMethod::Gptq))
+    fail("{}: '{}' can only be quantized with rtn{}", rule_label(recipe, index), unit.name, lm_head ? " or gptq" : "");
+}
+
 }  // namespace
 
 QuantPlan resolve(const Recipe& recipe, std::span<const QuantUnit> units) {
@@ -66,18 +81,7 @@ QuantPlan resolve(const Recipe& recipe, std::span<const QuantUnit> units) {
   for (const QuantUnit& unit : units) {
     int rule = matcher.first_match(unit);
     plan.entries.push_back({unit, rule < 0 ? QuantAction::keep() : recipe.rules[size_t(rule)].action, rule});
-    const QuantAction& action = plan.entries.back().action;
-    // bitsandbytes blocks run along rows (qtensor.h): the input features must fill whole blocks.
-    if (action.quantizes() && action.spec.format != QuantFormat::Int && unit.cols % kBnbBlock != 0)
-      fail("{} gives {} to '{}', whose {} input features are not a multiple of {}", rule_label(recipe, size_t(rule)),
-           to_string(action.spec), unit.name, unit.cols, kBnbBlock);
-    // The embedding is a lookup table, with no inputs to calibrate on; the lm_head is a matmul on
-    // the final norm's output, which GPTQ can calibrate on.
-    const bool lm_head = unit.role == TensorRole::LmHead;
-    if (action.quantizes() && unit.layer < 0 && action.method != QuantMethod::Rtn &&
-        !(lm_head && action.method == QuantMethod::Gptq))
-      fail("{}: '{}' can only be quantized with rtn{}", rule_label(recipe, size_t(rule)), unit.name,
-           lm_head ? " or gptq" : "");
+    if (rule >= 0) check_action_fits(recipe, size_t(rule), unit);
   }
   check_rules(recipe, matcher, units, plan);
   for (const std::string& warning : plan.warnings) fmt::print(stderr, "moeq: warning: {}\n", warning);
