@@ -26,11 +26,13 @@
 #include "quant/pipeline/layer_quantizer.h"
 #include "quant/plan/recipe.h"
 #include "quant/qtensor.h"
+#include "quant_test_util.h"
 #include "test_util.h"
 
 namespace moeq {
 namespace {
 namespace fs = std::filesystem;
+using testing::hessian_of;
 
 fs::path demo_model() { return testing::source_dir() / "models/demo_mixtral"; }
 fs::path demo_calib() { return testing::source_dir() / "data/calib/demo_calib.txt"; }
@@ -242,22 +244,6 @@ TEST(QuantizePipeline, RouterQuantizedOnlyWhenARuleNamesIt) {
     }
   EXPECT_EQ(routers, 4);
   EXPECT_GT(demo_perplexity(out, 2), demo_perplexity(demo_model(), 2));
-}
-
-// H = 2 Σ w_t x_t x_tᵀ / Σ w_t over the rows of x ([rows, d]; no weights: all 1), in double.
-Tensor hessian_of(const std::vector<double>& x, int64_t d, const std::vector<double>& weights = {}) {
-  const int64_t n = int64_t(x.size()) / d;
-  auto weight = [&](int64_t t) { return weights.empty() ? 1.0 : weights[size_t(t)]; };
-  double total = 0;
-  for (int64_t t = 0; t < n; ++t) total += weight(t);
-  Tensor h({d, d});
-  for (int64_t i = 0; i < d; ++i)
-    for (int64_t j = 0; j < d; ++j) {
-      double sum = 0;
-      for (int64_t t = 0; t < n; ++t) sum += weight(t) * x[size_t(t * d + i)] * x[size_t(t * d + j)];
-      h.data[size_t(i * d + j)] = float(2.0 * sum / total);
-    }
-  return h;
 }
 
 // Block 0 of the demo model on the 16 × 128 calibration tokens the tests quantize with: the

@@ -11,7 +11,6 @@
 #include "calib/calib_data.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
-#include "calib/hessian.h"
 #include "quant/algo/gptq.h"
 #include "quant/algo/rtn.h"
 #include "quant/formats/checkpoint_io.h"
@@ -100,8 +99,7 @@ class QuantizeJob {
     for (const LinearSlot& s : slots_) units.push_back(plan::unit_of(s));
     plan_ = plan::resolve(recipe_, units);
     fmt::print(stderr, "{}", plan_.summary());  // plan::resolve printed the warnings
-    for (size_t i = 0; i < slots_.size(); ++i) {
-      const plan::PlanEntry& e = plan_.entries[i];
+    for (const plan::PlanEntry& e : plan_.entries) {
       if (!e.action.quantizes()) continue;
       effective_spec(e, o_.indivisible);  // fail early on impossible shapes
       check_not_tied(*model_, e, recipe_.source);
