@@ -5,12 +5,13 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <cblas.h>
 #include <immintrin.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <array>
 #include <utility>
 #include <vector>
+
+#include "kernels/parallel.h"
 
 namespace moeq {
 namespace {
@@ -129,13 +130,10 @@ void gemm(const GemmArgs& g) {
   const int64_t panels = (g.n + kNr - 1) / kNr;
   // A fork/join costs microseconds on a quiet machine and far more on a busy one: only products
   // of a few million multiply-adds or more are split.
-  const bool parallel = panels > 1 && g.m * g.n * g.k >= (1 << 22) && omp_get_level() == 0;
-#pragma omp parallel if (parallel)
-  {
+  parallel_for(panels, g.m * g.n * g.k >= (1 << 22), Schedule::Static, [&](int64_t p) {
     thread_local std::vector<float> buf;
-#pragma omp for schedule(static)
-    for (int64_t p = 0; p < panels; ++p) panel_times_rows(g, p * kNr, buf);
-  }
+    panel_times_rows(g, p * kNr, buf);
+  });
 }
 
 }  // namespace moeq

@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include "core/dtype.h"
+#include "kernels/parallel.h"
 
 namespace moeq {
 namespace {
@@ -76,17 +77,13 @@ void gemv(const GemvArgs& a, const W* w) {
     return;
   }
   // A fork/join costs a few microseconds on an idle machine: worth it from ~64K weights (a decode
-  // step of the small trained models runs ~90 such matrices). omp_get_level() rather than
-  // omp_in_parallel(): inside an inactive region (`parallel if(false)`, as attention's decode
-  // step), a nested team would create fresh threads on every call.
-  const bool parallel = a.rows * a.cols >= (1 << 16) && omp_get_level() == 0;
-#pragma omp parallel if (parallel)
-  {
-    const int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
-    const int64_t chunk = (a.rows + nt - 1) / nt;
-    const int64_t r0 = std::min(a.rows, id * chunk), r1 = std::min(a.rows, r0 + chunk);
+  // step of the small trained models runs ~90 such matrices). One contiguous slice per thread.
+  const bool worth_it = a.rows * a.cols >= (1 << 16);
+  const int64_t parts = worth_it && can_fork() ? omp_get_max_threads() : 1, chunk = (a.rows + parts - 1) / parts;
+  parallel_for(parts, worth_it, Schedule::Static, [&](int64_t part) {
+    const int64_t r0 = std::min(a.rows, part * chunk), r1 = std::min(a.rows, r0 + chunk);
     gemv_rows_avx512(a, w, r0, r1);
-  }
+  });
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include "kernels/gemm.h"
 #include "kernels/gemv.h"
 #include "kernels/ops.h"
+#include "kernels/parallel.h"
 
 namespace moeq {
 namespace {
@@ -31,31 +32,30 @@ void attend(const AttendShape& s, const float* q, const KVCache& kv, int64_t lay
   const int64_t total = s.past + s.seq, group = s.heads / s.kv_heads;
   const int64_t ldq = s.heads * s.k_dim, ldo = s.heads * s.v_dim;
   // A decode step's attention is microseconds of work: not worth waking a second thread.
-  const bool parallel = s.batch * s.heads * s.seq * total * (s.k_dim + s.v_dim) >= (1 << 20);
-#pragma omp parallel for collapse(2) schedule(dynamic) if (parallel)
-  for (int64_t b = 0; b < s.batch; ++b)
-    for (int64_t h = 0; h < s.heads; ++h) {
-      thread_local std::vector<float> scores;
-      scores.resize(size_t(s.seq * total));
-      const float* k = kv.keys(layer, b, h / group);
-      const float* v = kv.values(layer, b, h / group);
-      const float* qbh = q + b * s.seq * ldq + h * s.k_dim;
-      float* obh = out + b * s.seq * ldo + h * s.v_dim;
-      if (s.seq == 1) {
-        attend_one(s, qbh, k, v, scores.data(), obh);
-        continue;
-      }
-      gemm({.m = s.seq, .n = total, .k = s.k_dim, .a = qbh, .lda = ldq, .b = {GemmB::Layout::NT, DType::F32, k, s.k_dim},
-            .c = scores.data(), .ldc = total, .alpha = s.scale, .causal = s.past});
-      for (int64_t i = 0; i < s.seq; ++i) {
-        float* row = scores.data() + i * total;
-        const int64_t visible = s.past + i + 1;
-        softmax(row, visible);
-        std::fill(row + visible, row + total, 0.0f);
-      }
-      gemm({.m = s.seq, .n = s.v_dim, .k = total, .a = scores.data(), .lda = total,
-            .b = {GemmB::Layout::NN, DType::F32, v, s.v_dim}, .c = obh, .ldc = ldo, .causal = s.past});
+  const bool worth_it = s.batch * s.heads * s.seq * total * (s.k_dim + s.v_dim) >= (1 << 20);
+  parallel_for(s.batch * s.heads, worth_it, Schedule::Dynamic, [&](int64_t item) {
+    const int64_t b = item / s.heads, h = item % s.heads;
+    thread_local std::vector<float> scores;
+    scores.resize(size_t(s.seq * total));
+    const float* k = kv.keys(layer, b, h / group);
+    const float* v = kv.values(layer, b, h / group);
+    const float* qbh = q + b * s.seq * ldq + h * s.k_dim;
+    float* obh = out + b * s.seq * ldo + h * s.v_dim;
+    if (s.seq == 1) {
+      attend_one(s, qbh, k, v, scores.data(), obh);
+      return;
     }
+    gemm({.m = s.seq, .n = total, .k = s.k_dim, .a = qbh, .lda = ldq, .b = {GemmB::Layout::NT, DType::F32, k, s.k_dim},
+          .c = scores.data(), .ldc = total, .alpha = s.scale, .causal = s.past});
+    for (int64_t i = 0; i < s.seq; ++i) {
+      float* row = scores.data() + i * total;
+      const int64_t visible = s.past + i + 1;
+      softmax(row, visible);
+      std::fill(row + visible, row + total, 0.0f);
+    }
+    gemm({.m = s.seq, .n = s.v_dim, .k = total, .a = scores.data(), .lda = total,
+          .b = {GemmB::Layout::NN, DType::F32, v, s.v_dim}, .c = obh, .ldc = ldo, .causal = s.past});
+  });
 }
 
 // Copies seq rows of width dim (row stride ld) into contiguous cache rows.

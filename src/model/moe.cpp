@@ -77,12 +77,14 @@ void moe_forward(const MoeWeights& w, const ModelConfig& c, const float* x, int6
     if (groups.start[size_t(e + 1)] > groups.start[size_t(e)]) active.push_back(e);
   float* y = ws.get(Buf::ExpertOut, n * k * h);
   float* sh = w.shared ? ws.get(Buf::Shared, n * h) : nullptr;
-  const int64_t tasks = int64_t(active.size()) + (w.shared ? 1 : 0);
+  // The shared expert goes first: it is the largest task (qwen2_moe's is twice a routed
+  // expert), and a dynamic schedule that hands it out last leaves one thread idle behind it.
+  const int64_t shared_tasks = w.shared ? 1 : 0, tasks = int64_t(active.size()) + shared_tasks;
   auto run_task = [&](int64_t i, Workspace& task_ws) {
-    if (i < int64_t(active.size()))
-      run_routed_expert(w, groups, r, active[size_t(i)], x, k, h, y, task_ws);
-    else
+    if (i < shared_tasks)
       run_shared_expert(w, x, n, h, sh, task_ws);
+    else
+      run_routed_expert(w, groups, r, active[size_t(i - shared_tasks)], x, k, h, y, task_ws);
   };
   if (n <= kExpertParallelTokens && tasks > 1 && omp_get_level() == 0) {
 #pragma omp parallel for schedule(dynamic)

@@ -5,6 +5,7 @@
 
 #include <cblas.h>
 
+#include "kernels/parallel.h"
 #include "quant/formats/size.h"
 #include "quant/formats/traits.h"
 
@@ -60,16 +61,15 @@ void IntQuantLinear::gemm(const float* xp, int64_t n, float* y) const {
   const IntLayout& L = layout_;
   const int64_t width = tile_width(L.in_pad, kOutPad, L.out_pad);
   const int64_t tiles = (L.out_pad + width - 1) / width;
-#pragma omp parallel for schedule(dynamic) if (tiles > 1 && n * L.in * L.out >= kParallelMacs)
-  for (int64_t k = 0; k < tiles; ++k) {
+  parallel_for(tiles, n * L.in * L.out >= kParallelMacs, Schedule::Dynamic, [&](int64_t k) {
     thread_local std::vector<float> tile;
     const int64_t o0 = k * width, o1 = std::min(o0 + width, L.out_pad), cols = std::min(o1, L.out) - o0;
-    if (cols <= 0) continue;
+    if (cols <= 0) return;
     tile.resize(size_t(L.in_pad * (o1 - o0)));
     kernels_->int_dequant(L, o0, o1, tile.data());
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(n), int(cols), int(L.in_pad), 1.0f, xp, int(L.in_pad),
                 tile.data(), int(o1 - o0), 0.0f, y + o0, int(L.out));
-  }
+  });
 }
 
 void IntQuantLinear::gemv(const float* xp, int64_t n, float* y) const {
@@ -84,9 +84,9 @@ void IntQuantLinear::gemv(const float* xp, int64_t n, float* y) const {
   const int64_t items = (L.out_pad + kGemvOuts - 1) / kGemvOuts;
   const float* sums = xsum.data();
   float* yp = ypad.data();
-#pragma omp parallel for schedule(static) if (items > 1 && n * L.in * L.out >= kParallelMacs)
-  for (int64_t k = 0; k < items; ++k)
+  parallel_for(items, n * L.in * L.out >= kParallelMacs, Schedule::Static, [&](int64_t k) {
     kernels_->int_gemv(L, xp, sums, n, k * kGemvOuts, std::min(L.out_pad, (k + 1) * kGemvOuts), yp, L.out_pad);
+  });
   for (int64_t t = 0; t < n; ++t) std::copy_n(yp + t * L.out_pad, L.out, y + t * L.out);
 }
 
@@ -113,25 +113,24 @@ size_t Bnb4QuantLinear::storage_bytes() const { return size_t(quant_size(t_.spec
 
 void Bnb4QuantLinear::forward(const float* x, int64_t n, float* y) const {
   const int64_t rows = t_.rows, cols = t_.cols;
-  const bool parallel = n * rows * cols >= kParallelMacs;
+  const bool worth_it = n * rows * cols >= kParallelMacs;
   if (n < gemm_min_tokens_) {
     const int64_t items = (rows + kGemvRows - 1) / kGemvRows;
-#pragma omp parallel for schedule(static) if (parallel && items > 1)
-    for (int64_t k = 0; k < items; ++k)
+    parallel_for(items, worth_it, Schedule::Static, [&](int64_t k) {
       kernels_->bnb4_gemv(t_, x, n, k * kGemvRows, std::min(rows, (k + 1) * kGemvRows), y, rows);
+    });
     return;
   }
   const int64_t height = tile_width(cols, 1, rows);
   const int64_t tiles = (rows + height - 1) / height;
-#pragma omp parallel for schedule(dynamic) if (parallel && tiles > 1)
-  for (int64_t k = 0; k < tiles; ++k) {
+  parallel_for(tiles, worth_it, Schedule::Dynamic, [&](int64_t k) {
     thread_local std::vector<float> tile;
     const int64_t r0 = k * height, r1 = std::min(rows, r0 + height);
     tile.resize(size_t((r1 - r0) * cols));
     kernels_->bnb4_dequant(t_, r0, r1, tile.data());
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(r1 - r0), int(cols), 1.0f, x, int(cols),
                 tile.data(), int(cols), 0.0f, y + r0, int(rows));
-  }
+  });
 }
 
 void Bnb4QuantLinear::weight_rows(int64_t first, int64_t count, float* out) const {
