@@ -53,6 +53,39 @@ TEST(Awq, ScaleSearchBeatsRtnOnOutlierChannels) {
   }
 }
 
+// The winning candidate is the published formula at the chosen α, recomputed here in double:
+// llm-awq s = x^α; AutoAWQ's duo scaling s = x^α / (w^(1−α) + 1e-4), w the mean over all rows of
+// both linears of |W| / (group max |W| + 1e-6); both clamped to 1e-4 and divided by √(max·min).
+TEST(Awq, ScalesFollowLlmAwqAndAutoAwqFormulas) {
+  const Calib c = calibrate(correlated_inputs(2048, 64, 3, 81));
+  const std::vector<Tensor> ws = {random_matrix(32, 64, 82), random_matrix(48, 64, 83)};
+  const std::vector<AwqLinear> linears = {{&ws[0], &c.h}, {&ws[1], &c.h}};
+  const QuantSpec spec{QuantFormat::Int, 3, 32, false};
+  std::vector<double> w_mean(64, 0.0);
+  for (const Tensor& w : ws)
+    for (int64_t r = 0; r < w.rows(); ++r)
+      for (int64_t g = 0; g < 64; g += 32) {
+        double peak = 0.0;
+        for (int64_t i = g; i < g + 32; ++i) peak = std::max(peak, double(std::fabs(w.row(r)[i])));
+        for (int64_t i = g; i < g + 32; ++i) w_mean[size_t(i)] += std::fabs(w.row(r)[i]) / (peak + 1e-6) / 80.0;
+      }
+  for (bool duo : {false, true}) {
+    AwqOptions opt;
+    opt.clip = false;
+    opt.duo_scaling = duo;
+    const AwqResult res = awq_quantize(linears, c.act, spec, opt);
+    ASSERT_GT(res.alpha, 0.0f) << duo;
+    std::vector<double> s(64);
+    for (size_t i = 0; i < 64; ++i) {
+      const double d = duo ? std::pow(w_mean[i], 1.0 - res.alpha) + 1e-4 : 1.0;
+      s[i] = std::max(std::pow(double(c.act[i]), double(res.alpha)) / d, 1e-4);
+    }
+    const auto [lo, hi] = std::minmax_element(s.begin(), s.end());
+    const double norm = std::sqrt(*lo * *hi);
+    for (size_t i = 0; i < 64; ++i) EXPECT_NEAR(res.scale[i], s[i] / norm, 1e-4 * s[i] / norm) << duo << " " << i;
+  }
+}
+
 // Without outlier channels there may be nothing to gain, but never anything to lose.
 TEST(Awq, ScaleSearchNeverWorseThanRtn) {
   const Calib c = calibrate(correlated_inputs(1024, 64, 0, 51));

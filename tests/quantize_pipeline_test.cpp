@@ -19,6 +19,7 @@
 #include "io/safetensors.h"
 #include "io/tokenizer.h"
 #include "model/model.h"
+#include "quant/algo/awq.h"
 #include "quant/algo/gptq.h"
 #include "quant/algo/rtn.h"
 #include "quant/formats/size.h"
@@ -386,13 +387,19 @@ group_size = 64
   EXPECT_TRUE(recipe.settings.calibration.routing_weighted);
 }
 
-// GPTQ on the lm_head calibrates on what it sees: the final norm's output of the calibration
-// tokens. Recomputed for qwen3_moe (untied lm_head) with nothing else quantized, so those are the
-// original model's hidden states. The embedding, a lookup table, takes RTN only.
-TEST(QuantizePipeline, LmHeadGptqCalibratesOnTheFinalNormsOutput) {
-  const fs::path model_dir = testing::shared_dir() / "models/qwen3_moe", out = scratch("lm-head");
-  const std::string rule = "[[rule]]\nrole = \"{}\"\nmethod = \"gptq\"\nbits = 4\ngroup_size = 32\n";
-  quantize_model(options(model_dir, write_recipe("lm-head", fmt::format(fmt::runtime(rule), "lm_head")), out));
+// GPTQ and AWQ on the lm_head calibrate on what it sees: the final norm's output of the
+// calibration tokens. Recomputed for qwen3_moe (untied lm_head) with nothing else quantized, so
+// those are the original model's hidden states. The embedding, a lookup table, takes RTN only.
+TEST(QuantizePipeline, LmHeadGptqAndAwqCalibrateOnTheFinalNormsOutput) {
+  const fs::path model_dir = testing::shared_dir() / "models/qwen3_moe";
+  const std::string rule = "[[rule]]\nrole = \"{}\"\nmethod = \"{}\"\nbits = 4\ngroup_size = 32\n";
+  auto quantize = [&](const char* role, const char* method) {
+    const std::string tag = fmt::format("{}-{}", role, method);
+    return options(model_dir, write_recipe(tag, fmt::format(fmt::runtime(rule), role, method)), scratch(tag));
+  };
+  const QuantizeOptions gptq_run = quantize("lm_head", "gptq"), awq_run = quantize("lm_head", "awq");
+  quantize_model(gptq_run);
+  quantize_model(awq_run);
 
   auto model = Model::load(model_dir);
   const CalibSet calib = load_calibration(Tokenizer::load(model_dir / "tokenizer.json"), {demo_calib(), 16, 128, 0});
@@ -400,17 +407,26 @@ TEST(QuantizePipeline, LmHeadGptqCalibratesOnTheFinalNormsOutput) {
   for (int64_t layer = 0; layer < model->num_layers(); ++layer) model->run_block(int(layer), hidden, 16, 128);
   model->final_norm(hidden);
   const Tensor h = hessian_of(std::vector<double>(hidden.data.begin(), hidden.data.end()), hidden.cols());
+  std::vector<double> abs_sum(size_t(hidden.cols()), 0.0);
+  for (int64_t r = 0; r < hidden.rows(); ++r)
+    for (int64_t c = 0; c < hidden.cols(); ++c) abs_sum[size_t(c)] += std::fabs(hidden.row(r)[c]);
+  std::vector<float> act_mean_abs;
+  for (double v : abs_sum) act_mean_abs.push_back(float(v / double(hidden.rows())));
 
   const Tensor w = Checkpoint::open(model_dir).get("lm_head.weight").to_f32();
   const QuantSpec spec = parse_quant_spec("int4 g32 asym");
   const std::vector<float> gptq = dequantize(gptq_quantize(w, h, spec, gptq_options({})).q);
+  const AwqLinear linear{&w, &h};
+  const AwqResult awq_result = awq_quantize({&linear, 1}, act_mean_abs, spec, awq_options({}));
+  const std::vector<float> awq = fold_input_scale(awq_result.q.front(), awq_result.scale).data;
   const std::vector<float> rtn = dequantize(rtn_quantize(w.ptr(), w.rows(), w.cols(), spec));
-  EXPECT_GT(share_equal(out, "lm_head.weight", gptq), 0.99);
-  EXPECT_LT(share_equal(out, "lm_head.weight", rtn), 0.95);
+  EXPECT_GT(share_equal(gptq_run.out_dir, "lm_head.weight", gptq), 0.99);
+  EXPECT_LT(share_equal(gptq_run.out_dir, "lm_head.weight", rtn), 0.95);
+  EXPECT_GT(share_equal(awq_run.out_dir, "lm_head.weight", awq), 0.99);
+  EXPECT_LT(share_equal(awq_run.out_dir, "lm_head.weight", rtn), 0.95);
+  EXPECT_LT(awq_result.loss, 0.9 * awq_result.rtn_loss) << "AWQ must improve on RTN here";
 
-  const QuantizeOptions embedding =
-      options(model_dir, write_recipe("embedding-gptq", fmt::format(fmt::runtime(rule), "embedding")), scratch("emb-gptq"));
-  expect_error(embedding, "can only be quantized with rtn");
+  expect_error(quantize("embedding", "gptq"), "can only be quantized with rtn");
 }
 
 TEST(QuantizePipeline, IndivisibleGroupsHalveOrGoPerChannel) {

@@ -194,15 +194,15 @@ TEST(Recipe, UnmatchedRuleNamesFileAndRule) {
             "by a role naming them)");
 }
 
-TEST(Recipe, EmbeddingTakesRtnAndLmHeadRtnOrGptq) {
+TEST(Recipe, EmbeddingTakesOnlyRtnAndLmHeadAnyMethod) {
   const std::string rest = "[[rule]]\nrole = \"attention\"\nmethod = \"rtn\"\nbits = 4\n";
   auto outside = [&](const char* role, const char* method) {
     return resolve_error(fmt::format("[[rule]]\nrole = \"{}\"\nmethod = \"{}\"\nbits = 4\n", role, method) + rest);
   };
   EXPECT_EQ(outside("embedding", "gptq"), "r.toml: rule 1: 'model.embed_tokens.weight' can only be quantized with rtn");
-  EXPECT_EQ(outside("lm_head", "awq"), "r.toml: rule 1: 'lm_head.weight' can only be quantized with rtn or gptq");
+  EXPECT_EQ(outside("embedding", "awq"), "r.toml: rule 1: 'model.embed_tokens.weight' can only be quantized with rtn");
   EXPECT_EQ(outside("embedding", "rtn"), "");
-  EXPECT_EQ(outside("lm_head", "gptq"), "");
+  for (const char* method : {"rtn", "gptq", "awq"}) EXPECT_EQ(outside("lm_head", method), "") << method;
 }
 
 TEST(Recipe, FirstMatchWins) {

@@ -92,10 +92,35 @@ double scaled_error(const QuantizedMatrix& q, const Tensor& w, const Tensor& h, 
   return hessian_loss(delta, h);
 }
 
-// llm-awq's candidate: s = max(s_x^α, 1e-4) / √(max · min).
-std::vector<float> candidate_scale(std::span<const float> act, float alpha) {
+// Duo scaling's weight term (AutoAWQ): per input channel, the mean over every row of every linear
+// of |W[r][c]| / (max |W[r][c']| over c's group + 1e-6).
+std::vector<float> weight_magnitude(std::span<const AwqLinear> linears, const QuantSpec& spec) {
+  const int64_t cols = linears.front().weight->cols();
+  const Groups g = groups_of(spec, cols);
+  std::vector<double> sum(size_t(cols), 0.0);
+  int64_t rows = 0;
+  for (const AwqLinear& l : linears)
+    for (int64_t r = 0; r < l.weight->rows(); ++r, ++rows)
+      for (int64_t c0 = 0; c0 < cols; c0 += g.size) {
+        const float* w = l.weight->row(r) + c0;
+        const int64_t n = std::min(g.size, cols - c0);
+        float peak = 0.0f;
+        for (int64_t i = 0; i < n; ++i) peak = std::max(peak, std::fabs(w[i]));
+        for (int64_t i = 0; i < n; ++i) sum[size_t(c0 + i)] += std::fabs(w[i]) / (peak + 1e-6f);
+      }
+  std::vector<float> mean(static_cast<size_t>(cols));
+  for (size_t c = 0; c < mean.size(); ++c) mean[c] = float(sum[c] / double(rows));
+  return mean;
+}
+
+// s = max(s_x^α / d, 1e-4) / √(max · min), d = 1 as llm-awq has it, or with duo scaling
+// (w_mean not empty) d = w_mean^(1−α) + 1e-4 as AutoAWQ's.
+std::vector<float> candidate_scale(std::span<const float> act, std::span<const float> w_mean, float alpha) {
   std::vector<float> s(act.size());
-  for (size_t c = 0; c < s.size(); ++c) s[c] = std::max(std::pow(act[c], alpha), 1e-4f);
+  for (size_t c = 0; c < s.size(); ++c) {
+    const float d = w_mean.empty() ? 1.0f : std::pow(w_mean[c], 1.0f - alpha) + 1e-4f;
+    s[c] = std::max(std::pow(act[c], alpha) / d, 1e-4f);
+  }
   const auto [lo, hi] = std::minmax_element(s.begin(), s.end());
   const float norm = std::sqrt(*lo * *hi);
   for (float& v : s) v /= norm;
@@ -182,22 +207,27 @@ AwqResult awq_quantize(std::span<const AwqLinear> linears, std::span<const float
   check_inputs(linears, act, opt);
   AwqResult res;
   res.scaled_loss = INFINITY;
-  for (int i = 0; i <= opt.grid; ++i) {
-    const float alpha = float(i) / float(opt.grid);
-    std::vector<float> s = candidate_scale(act, alpha);
+  auto try_scale = [&](std::vector<float> s, float alpha) {
     std::vector<QuantizedMatrix> q;
     double loss = 0.0;
     for (const AwqLinear& l : linears) {
       q.push_back(quantize_matrix(scale_columns(*l.weight, s), spec, {}));
       loss += scaled_error(q.back(), *l.weight, *l.hessian, s);
     }
-    if (i == 0) res.rtn_loss = loss;
-    if (loss < res.scaled_loss) {  // ties keep the smaller α
+    if (loss < res.scaled_loss) {  // ties keep the earlier candidate
       res.scaled_loss = loss;
       res.alpha = alpha;
       res.scale = std::move(s);
       res.q = std::move(q);
     }
+  };
+  // Plain RTN (s = 1) first, so the search never does worse. Without duo scaling α = 0 is RTN.
+  try_scale(std::vector<float>(act.size(), 1.0f), 0.0f);
+  res.rtn_loss = res.scaled_loss;
+  const std::vector<float> w_mean = opt.duo_scaling ? weight_magnitude(linears, spec) : std::vector<float>{};
+  for (int i = opt.duo_scaling ? 0 : 1; i <= opt.grid; ++i) {
+    const float alpha = float(i) / float(opt.grid);
+    try_scale(candidate_scale(act, w_mean, alpha), alpha);
   }
   res.loss = res.scaled_loss;
   if (!opt.clip) return res;

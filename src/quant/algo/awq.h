@@ -4,10 +4,12 @@
 // by the same factor: y = W x = (W·diag(s)) (diag(s)⁻¹ x). Rounding Q(W·diag(s)) then costs those
 // channels relatively less error.
 //
-// Scale search: s = s_x^α with s_x = mean |x| per input channel, clamped to ≥ 1e-4 and
-// normalised by √(max s · min s) as llm-awq does, for α ∈ {0, 1/grid, …, 1}; the α with the
-// lowest output error ‖(Q(W·diag(s))·diag(s)⁻¹ − W) xᵀ‖² wins (α = 0 is plain RTN, so the
-// search never does worse than RTN). llm-awq measures the error after the whole block
+// Scale search: s = s_x^α with s_x = mean |x| per input channel (llm-awq), or with duo scaling
+// s = s_x^α / (w_mean^(1−α) + 1e-4), w_mean the mean normalised weight magnitude per input
+// channel (AutoAWQ's default); clamped to ≥ 1e-4 and normalised by √(max s · min s), for
+// α ∈ {0, 1/grid, …, 1}. The candidate with the lowest output error
+// ‖(Q(W·diag(s))·diag(s)⁻¹ − W) xᵀ‖² wins; plain RTN (s = 1) is a candidate too, so the search
+// never does worse than RTN. llm-awq measures the error after the whole block
 // (e.g. the MLP output); this pure-matrix version measures it at the linears' outputs, summed
 // over all linears that share the input, and evaluates it exactly through the Hessian
 // H = 2/N Σ x xᵀ (½ Σ_r Δ_r H Δ_rᵀ, see calib/hessian.h) instead of replaying the rows.
@@ -49,6 +51,7 @@ namespace moeq {
 
 struct AwqOptions {
   int grid = 20;            // α ∈ {0, 1/grid, …, 1}
+  bool duo_scaling = true;  // s = s_x^α / w_mean^(1−α) (AutoAWQ's default) rather than s_x^α (llm-awq)
   bool clip = true;         // search per-group clipping after the scales
   int clip_grid = 20;       // shrink factors f = 1 − i/clip_grid ...
   float max_shrink = 0.5f;  // ... for i < max_shrink · clip_grid (llm-awq: f = 1, 0.95, …, 0.55)
@@ -63,7 +66,7 @@ struct AwqLinear {
 
 struct AwqResult {
   std::vector<float> scale;        // s [in]; q holds Q(W·diag(s))
-  float alpha = 0.0f;              // the chosen exponent
+  float alpha = 0.0f;              // the chosen exponent (0 with s = 1 when plain RTN won)
   std::vector<QuantizedMatrix> q;  // one per linear, in input order
   // Output errors ½ Σ_r Δ_r H Δ_rᵀ with Δ = Q(W·diag(s))·diag(s)⁻¹ − W, summed over the linears:
   double rtn_loss = 0.0;     // α = 0, no clipping: plain RTN

@@ -244,7 +244,7 @@ class Collector {
 
   void keep_lm_head_hessian(const Tensor& last_block_output) {
     for (const plan::QuantUnit& u : stats_.units)
-      if (u.role == TensorRole::LmHead) hessians_->put(HessianStore::key(u), lm_head_hessian(model_, last_block_output));
+      if (u.role == TensorRole::LmHead) hessians_->put(HessianStore::key(u), lm_head_inputs(model_, last_block_output).hessian());
   }
 
   const LinearOp& sibling(const plan::QuantUnit& u, std::string_view projection) const {

@@ -259,7 +259,6 @@ class LayerQuantizer {
   }
 
   void quantize_awq(const std::vector<size_t>& group, const std::vector<InputRecorder*>& recorded) {
-    const auto& a = job_.settings->awq;
     const QuantSpec spec = effective_spec(entry(group.front()), job_.indivisible);
     std::vector<Tensor> weights, hessians;
     for (size_t i : group) {
@@ -268,10 +267,7 @@ class LayerQuantizer {
     }
     std::vector<AwqLinear> linears;
     for (size_t k = 0; k < group.size(); ++k) linears.push_back({&weights[k], &hessians[k]});
-    AwqOptions opt;
-    opt.grid = int(a.n_grid);
-    opt.clip = a.clip;
-    AwqResult res = awq_quantize(linears, recorded[group.front()]->stats().mean_abs(), spec, opt);
+    AwqResult res = awq_quantize(linears, recorded[group.front()]->stats().mean_abs(), spec, awq_options(job_.settings->awq));
     for (size_t k = 0; k < group.size(); ++k) {
       const size_t i = group[k];
       UnitResult r{job_.slots[i].name, "awq", spec, recorded[i]->stats().tokens(), res.loss, {}};
@@ -300,6 +296,14 @@ class LayerQuantizer {
 GptqOptions gptq_options(const plan::GptqSettings& g) {
   return {float(g.damp_percent), int(g.block_size), g.act_order, g.static_groups,
           g.mse ? std::optional<RangeSearch>(RangeSearch{}) : std::nullopt};
+}
+
+AwqOptions awq_options(const plan::AwqSettings& a) {
+  AwqOptions opt;
+  opt.grid = int(a.n_grid);
+  opt.duo_scaling = a.duo_scaling;
+  opt.clip = a.clip;
+  return opt;
 }
 
 void add_expert_activations(HessianAccumulator& h, const LinearOp& gate, const LinearOp& up, std::span<const float> x) {
@@ -350,7 +354,7 @@ void check_not_tied(const Model& model, const plan::PlanEntry& entry, const std:
     fail("{}: '{}' is tied to the embedding and cannot be quantized", source, entry.unit.name);
 }
 
-Tensor lm_head_hessian(const Model& model, const Tensor& hidden) {
+HessianAccumulator lm_head_inputs(const Model& model, const Tensor& hidden) {
   const int64_t rows = hidden.rows(), dim = hidden.cols();
   HessianAccumulator h(dim);
   for (int64_t r0 = 0; r0 < rows; r0 += kPassTokens) {
@@ -360,7 +364,7 @@ Tensor lm_head_hessian(const Model& model, const Tensor& hidden) {
     model.final_norm(chunk);
     h.add(chunk.data);
   }
-  return h.hessian();
+  return h;
 }
 
 }  // namespace moeq

@@ -12,8 +12,10 @@
 #include <string>
 #include <vector>
 
+#include "calib/hessian.h"
 #include "io/safetensors.h"
 #include "model/model.h"
+#include "quant/algo/awq.h"
 #include "quant/algo/gptq.h"
 #include "quant/plan/plan.h"
 
@@ -67,12 +69,13 @@ void add_expert_activations(HessianAccumulator& h, const LinearOp& gate, const L
 // lm_head) and not (as the embedding): an error naming `source` if the entry quantizes it.
 void check_not_tied(const Model& model, const plan::PlanEntry& entry, const std::string& source);
 
-// H of the lm_head's inputs: `hidden` ([tokens, hidden], the last block's output) through the
-// model's final norm, kPassTokens rows at a time.
-Tensor lm_head_hessian(const Model& model, const Tensor& hidden);
+// Statistics of the lm_head's inputs: `hidden` ([tokens, hidden], the last block's output)
+// through the model's final norm, kPassTokens rows at a time.
+HessianAccumulator lm_head_inputs(const Model& model, const Tensor& hidden);
 
-// A recipe's [gptq] table as the algorithm's options.
+// A recipe's [gptq] and [awq] tables as the algorithms' options.
 GptqOptions gptq_options(const plan::GptqSettings& settings);
+AwqOptions awq_options(const plan::AwqSettings& settings);
 
 // The spec a plan entry is quantized with for this tensor shape (applies IndivisibleGroups).
 QuantSpec effective_spec(const plan::PlanEntry& entry, IndivisibleGroups indivisible);

@@ -227,7 +227,7 @@ class QuantizeJob {
     for (size_t i = 0; i < slots_.size(); ++i) {
       const auto& e = plan_.entries[i];
       if (slots_[i].layer >= 0 || !e.action.quantizes()) continue;
-      for (auto& t : quantized_linear_tensors(e.unit.name, quantize_outside_blocks(e))) rest.push_back(std::move(t));
+      for (auto& t : quantize_outside_blocks(e)) rest.push_back(std::move(t));
       replaced.insert(e.unit.name);
     }
     for (const auto& [name, view] : checkpoint_->tensors())
@@ -240,13 +240,26 @@ class QuantizeJob {
   }
 
   // The embedding is a lookup table: only RTN applies. The lm_head is a matmul on the final
-  // norm's output, so GPTQ can calibrate it on the hidden states the quantized blocks produced.
-  QuantizedMatrix quantize_outside_blocks(const plan::PlanEntry& e) const {
+  // norm's output, so GPTQ and AWQ can calibrate it on the hidden states the quantized blocks
+  // produced; AWQ's input scale is stored beside it (nothing precedes it to fold it into).
+  std::vector<TensorToWrite> quantize_outside_blocks(const plan::PlanEntry& e) const {
     const Tensor w = checkpoint_->get(e.unit.name).to_f32();
     const QuantSpec spec = effective_spec(e, o_.indivisible);
-    if (e.action.method == plan::QuantMethod::Gptq)
-      return gptq_quantize(w, lm_head_hessian(*model_, hidden_), spec, gptq_options(recipe_.settings.gptq)).q;
-    return rtn_quantize(w.ptr(), w.rows(), w.cols(), spec);
+    const std::string& name = e.unit.name;
+    switch (e.action.method) {
+      case plan::QuantMethod::Gptq: {
+        const Tensor h = lm_head_inputs(*model_, hidden_).hessian();
+        return quantized_linear_tensors(name, gptq_quantize(w, h, spec, gptq_options(recipe_.settings.gptq)).q);
+      }
+      case plan::QuantMethod::Awq: {
+        const HessianAccumulator inputs = lm_head_inputs(*model_, hidden_);
+        const Tensor h = inputs.hessian();
+        const AwqLinear linear{&w, &h};
+        const AwqResult r = awq_quantize({&linear, 1}, inputs.mean_abs(), spec, awq_options(recipe_.settings.awq));
+        return quantized_linear_tensors(name, r.q.front(), r.scale);
+      }
+      default: return quantized_linear_tensors(name, rtn_quantize(w.ptr(), w.rows(), w.cols(), spec));
+    }
   }
 
   void write_metadata(int count, double seconds) {

@@ -66,9 +66,9 @@ void check_action_fits(const Recipe& recipe, size_t index, const QuantUnit& unit
   if (action.spec.format != QuantFormat::Int && unit.cols % kBnbBlock != 0)
     fail("{} gives {} to '{}', whose {} input features are not a multiple of {}", rule_label(recipe, index),
          to_string(action.spec), unit.name, unit.cols, kBnbBlock);
-  const bool lm_head = unit.role == TensorRole::LmHead;
-  if (unit.layer < 0 && action.method != QuantMethod::Rtn && !(lm_head && action.method == QuantMethod::Gptq))
-    fail("{}: '{}' can only be quantized with rtn{}", rule_label(recipe, index), unit.name, lm_head ? " or gptq" : "");
+  // Outside the blocks only the lm_head has calibration inputs (the final norm's output).
+  if (unit.layer < 0 && unit.role != TensorRole::LmHead && action.method != QuantMethod::Rtn)
+    fail("{}: '{}' can only be quantized with rtn", rule_label(recipe, index), unit.name);
 }
 
 }  // namespace
