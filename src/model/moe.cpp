@@ -1,10 +1,9 @@
 #include "model/moe.h"
 
-#include <omp.h>
-
 #include <algorithm>
 
 #include "kernels/ops.h"
+#include "kernels/parallel.h"
 
 namespace moeq {
 namespace {
@@ -86,7 +85,7 @@ void moe_forward(const MoeWeights& w, const ModelConfig& c, const float* x, int6
     else
       run_routed_expert(w, groups, r, active[size_t(i - shared_tasks)], x, k, h, y, task_ws);
   };
-  if (n <= kExpertParallelTokens && tasks > 1 && omp_get_level() == 0) {
+  if (n <= kExpertParallelTokens && tasks > 1 && can_fork()) {
 #pragma omp parallel for schedule(dynamic)
     for (int64_t i = 0; i < tasks; ++i) {
       thread_local Workspace task_ws;
