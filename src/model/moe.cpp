@@ -85,15 +85,12 @@ void moe_forward(const MoeWeights& w, const ModelConfig& c, const float* x, int6
     else
       run_routed_expert(w, groups, r, active[size_t(i - shared_tasks)], x, k, h, y, task_ws);
   };
-  if (n <= kExpertParallelTokens && tasks > 1 && can_fork()) {
-#pragma omp parallel for schedule(dynamic)
-    for (int64_t i = 0; i < tasks; ++i) {
-      thread_local Workspace task_ws;
-      run_task(i, task_ws);
-    }
-  } else {
-    for (int64_t i = 0; i < tasks; ++i) run_task(i, ws);
-  }
+  // Forked, each thread needs its own scratch; serial, the caller's serves.
+  const bool fork = n <= kExpertParallelTokens && tasks > 1 && can_fork();
+  parallel_for(tasks, fork, Schedule::Dynamic, [&](int64_t i) {
+    thread_local Workspace task_ws;
+    run_task(i, fork ? task_ws : ws);
+  });
 
   // Scatter-add in slot order (expert by expert), the same sum order on either path.
   std::fill_n(out, n * h, 0.0f);

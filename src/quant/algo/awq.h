@@ -69,7 +69,7 @@ struct AwqResult {
   float alpha = 0.0f;              // the chosen exponent (0 with s = 1 when plain RTN won)
   std::vector<QuantizedMatrix> q;  // one per linear, in input order
   // Output errors ½ Σ_r Δ_r H Δ_rᵀ with Δ = Q(W·diag(s))·diag(s)⁻¹ − W, summed over the linears:
-  double rtn_loss = 0.0;     // α = 0, no clipping: plain RTN
+  double rtn_loss = 0.0;     // s = 1, no clipping: plain RTN
   double scaled_loss = 0.0;  // the chosen α, before clipping (≤ rtn_loss)
   double loss = 0.0;         // the result (≤ scaled_loss)
 };

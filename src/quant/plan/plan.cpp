@@ -57,16 +57,15 @@ void check_rules(const Recipe& recipe, const RuleMatcher& matcher, std::span<con
 }
 
 // What rule `index` asks of `unit`, where it cannot apply: bitsandbytes blocks run along rows
-// (qtensor.h), so the input features must fill whole blocks; the embedding is a lookup table,
-// with no inputs to calibrate on (RTN only); the lm_head is a matmul on the final norm's output,
-// which GPTQ can calibrate on.
+// (qtensor.h), so the input features must fill whole blocks; outside the blocks only the lm_head
+// has inputs to calibrate on (the final norm's output), so the embedding, a lookup table, takes
+// RTN only.
 void check_action_fits(const Recipe& recipe, size_t index, const QuantUnit& unit) {
   const QuantAction& action = recipe.rules[index].action;
   if (!action.quantizes()) return;
   if (action.spec.format != QuantFormat::Int && unit.cols % kBnbBlock != 0)
     fail("{} gives {} to '{}', whose {} input features are not a multiple of {}", rule_label(recipe, index),
          to_string(action.spec), unit.name, unit.cols, kBnbBlock);
-  // Outside the blocks only the lm_head has calibration inputs (the final norm's output).
   if (unit.layer < 0 && unit.role != TensorRole::LmHead && action.method != QuantMethod::Rtn)
     fail("{}: '{}' can only be quantized with rtn", rule_label(recipe, index), unit.name);
 }
