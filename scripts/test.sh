@@ -13,6 +13,6 @@ scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O
 # 20 minutes: the statistics pass and the optimiser they check still run sanitized through
 # `moeq quantize --target-bits` (QuantizeCli), GPTQ and calibration in the QuantizePipeline tests,
 # AWQ's search in the Awq tests; what goes unsanitized is moeq bench's row loop and report
-# writing, and the AWQ pipeline's grouping.
+# writing, and the AWQ pipeline's grouping, scale storage and folding.
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure --timeout 900 -j2 \
-  -E 'Slow|ModelStats.DemoModel|BenchRun.DemoModelSmallGridResumes|QuantizePipeline.AwqShares')
+  -E 'Slow|ModelStats.DemoModel|BenchRun.DemoModelSmallGridResumes|QuantizePipeline.AwqStores')

@@ -1,7 +1,7 @@
 # Independent check of a moeq quantized folder: unpacks its INT tensors (GPTQ v2 layout,
 # docs/FORMATS.md) to fp32 with PyTorch, loads the result with transformers and prints the
 # WikiText-2 perplexity under ../shared/README.md's protocol (512-token windows, fp32, TF32 off).
-# Runs where torch + transformers are (the GPU machine); INT formats without AWQ input scales.
+# Runs where torch + transformers are (the GPU machine); INT formats, with AWQ input scales.
 # Usage: python3 torch_eval_quantized.py QUANTIZED_DIR wikitext2_test.ids.int32
 import glob
 import json
@@ -37,19 +37,20 @@ def dequantized_state_dict(folder):
         stored.update(load_file(f))
     out = {}
     for name, t in stored.items():
-        if name.endswith(('.qzeros', '.scales', '.g_idx')):
+        if name.endswith(('.qzeros', '.scales', '.g_idx', '.input_scale')):
             continue
         if not name.endswith('.qweight'):
             out[name] = t.to(torch.float32)
             continue
         prefix = name[:-len('.qweight')]
-        if prefix + '.input_scale' in stored:
-            sys.exit(f'{prefix}: AWQ input scales are not handled')
-        bits = specs[prefix + '.weight']['bits']
+        spec = specs[prefix + '.weight']
+        bits = spec['bits']
         scales, g_idx = stored[prefix + '.scales'].to(torch.float32), stored[prefix + '.g_idx'].to(torch.int64)
         codes = unpack(t, bits, g_idx.numel())                                                      # [in, out]
         zeros = unpack(stored[prefix + '.qzeros'].t().contiguous(), bits, scales.shape[1]).t()  # [groups, out]
         w = (codes - zeros[g_idx]).to(torch.float32) * scales[g_idx]
+        if 'input_scale' in spec:  # AWQ: the op divides its input by s, so W = Q(W·diag(s))·diag(s)⁻¹
+            w = w / stored[spec['input_scale']].to(torch.float32)[:, None]
         out[prefix + '.weight'] = w.t().contiguous()
     return config, out
 

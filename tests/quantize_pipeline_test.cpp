@@ -22,6 +22,7 @@
 #include "quant/algo/awq.h"
 #include "quant/algo/gptq.h"
 #include "quant/algo/rtn.h"
+#include "quant/formats/manifest.h"
 #include "quant/formats/size.h"
 #include "quant/formats/traits.h"
 #include "quant/pipeline/layer_quantizer.h"
@@ -176,39 +177,62 @@ TEST(QuantizePipeline, GptqBeatsRtnAtThreeBitsOnTheDemoModel) {
   EXPECT_LT(gptq, rtn) << "base " << base << " rtn " << rtn << " gptq " << gptq;
 }
 
-// AWQ searches one input scale for the linears that read one input and share a spec: q/k/v
-// share it at one bit-width; with K and V at 8 bits beside Q at 3, K and V share theirs and Q has
-// its own. At 3 bits AWQ beats RTN of the same specs.
-TEST(QuantizePipeline, AwqSharesAScalePerInputAndSpecAndBeatsRtn) {
+// AWQ searches one input scale for the linears that read one input and share a spec, and stores
+// it once, in fp16, named by their manifest entries: q/k/v share it at one bit-width; with K and
+// V at 8 bits beside Q at 3, K and V share theirs and Q has its own; an expert's gate (w1) and up
+// (w3) share one, and its down projection's (w2) is folded into up's rows (no tensor). With
+// expert_scale = "per_layer" every expert of a layer shares one. At 3 bits AWQ beats RTN of the
+// same specs either way.
+TEST(QuantizePipeline, AwqStoresOneScalePerInputAndSpecAndBeatsRtn) {
   const std::string kv8 = "[[rule]]\nrole = \"attention\"\nprojection = [\"k\", \"v\"]\nbits = 8\ngroup_size = 0\n";
   const std::string rest = std::string("[[rule]]\nbits = 3\n") + kExperts;
-  auto recipe = [&](const char* method) {
+  auto recipe = [&](const char* method, const std::string& settings) {
     const std::string m = fmt::format("method = \"{}\"\n", method);
-    return write_recipe(fmt::format("awq-{}", method), kv8 + m + rest + m);
+    return write_recipe(fmt::format("awq-{}", method), settings + kv8 + m + rest + m);
   };
-  const fs::path awq_out = scratch("awq"), rtn_out = scratch("awq-rtn");
-  quantize_model(options(demo_model(), recipe("awq"), awq_out));
-  quantize_model(options(demo_model(), recipe("rtn"), rtn_out));
+  const fs::path awq_out = scratch("awq"), layer_out = scratch("awq-layer"), rtn_out = scratch("awq-rtn");
+  const nlohmann::json report = quantize_model(options(demo_model(), recipe("awq", ""), awq_out));
+  // (a coarser search keeps the test short; the scale layout is what it checks)
+  quantize_model(options(demo_model(), recipe("awq", "[awq]\nexpert_scale = \"per_layer\"\nn_grid = 5\nclip = false\n"), layer_out));
+  quantize_model(options(demo_model(), recipe("rtn", ""), rtn_out));
 
+  const QuantManifest manifest = *read_manifest(awq_out), per_layer = *read_manifest(layer_out);
+  auto scale = [](const QuantManifest& m, const std::string& linear) { return m.find(linear + ".weight")->input_scale; };
   const Checkpoint ck = Checkpoint::open(awq_out);
-  auto scale = [&](const std::string& linear) { return ck.get(linear + ".input_scale").to_f32().data; };
+  // Experts the router sent too few calibration tokens take the under-calibrated policy instead.
+  std::map<std::string, std::string> ran;
+  for (const auto& layer : report.at("layers"))
+    for (const auto& u : layer.at("units")) ran[u.at("name")] = u.at("method");
   for (int layer = 0; layer < 4; ++layer) {
     const std::string attn = fmt::format("model.layers.{}.self_attn.", layer);
-    EXPECT_EQ(scale(attn + "k_proj"), scale(attn + "v_proj")) << attn;
-    EXPECT_NE(scale(attn + "q_proj"), scale(attn + "k_proj")) << attn;
-    const std::string expert = fmt::format("model.layers.{}.block_sparse_moe.experts.0.", layer);
-    EXPECT_EQ(scale(expert + "w1"), scale(expert + "w3")) << expert;
+    EXPECT_EQ(scale(manifest, attn + "k_proj"), attn + "k_proj.input_scale");
+    EXPECT_EQ(scale(manifest, attn + "v_proj"), attn + "k_proj.input_scale");
+    EXPECT_EQ(scale(manifest, attn + "q_proj"), attn + "q_proj.input_scale");
+    EXPECT_EQ(ck.get(attn + "q_proj.input_scale").dtype, DType::F16);
+    const std::string moe = fmt::format("model.layers.{}.block_sparse_moe.experts.", layer);
+    for (int e = 0; e < 8; ++e) {
+      const std::string expert = fmt::format("{}{}.", moe, e);
+      if (ran.at(expert + "w1.weight") != "awq") continue;
+      EXPECT_EQ(scale(manifest, expert + "w1"), expert + "w1.input_scale") << expert;
+      EXPECT_EQ(scale(manifest, expert + "w3"), expert + "w1.input_scale") << expert;
+      EXPECT_EQ(scale(manifest, expert + "w2"), "") << expert << " down's scale is folded into up";
+      EXPECT_FALSE(ck.contains(expert + "w2.input_scale"));
+      EXPECT_EQ(scale(per_layer, expert + "w1"), scale(per_layer, moe + "0.w1")) << expert;
+      EXPECT_EQ(scale(per_layer, expert + "w3"), scale(per_layer, moe + "0.w1")) << expert;
+    }
   }
   auto model = Model::load(awq_out);
   for (const LinearSlot& s : model->linears()) {
-    if (s.layer != 0 || (s.projection != "k" && s.projection != "q")) continue;
-    EXPECT_EQ((*s.op)->format_name(), s.projection == "k" ? "int8 g0 asym awq" : "int3 g64 asym awq") << s.name;
+    if (s.layer != 0 || (s.projection != "k" && s.projection != "q" && s.projection != "down")) continue;
+    const std::string format = s.projection == "k" ? "int8 g0 asym awq" : s.projection == "q" ? "int3 g64 asym awq" : "int3 g64 asym";
+    EXPECT_EQ((*s.op)->format_name(), format) << s.name;
   }
 
   const double base = demo_perplexity(demo_model(), 4), awq = demo_perplexity(awq_out, 4),
-               rtn = demo_perplexity(rtn_out, 4);
+               layer = demo_perplexity(layer_out, 4), rtn = demo_perplexity(rtn_out, 4);
   EXPECT_GT(rtn, base);
   EXPECT_LT(awq, rtn) << "base " << base << " rtn " << rtn << " awq " << awq;
+  EXPECT_LT(layer, rtn) << "base " << base << " rtn " << rtn << " awq per layer " << layer;
 }
 
 TEST(QuantizePipeline, KilledRunLeavesNoOutputAndResumesToTheSameResult) {

@@ -45,6 +45,7 @@ static_groups = true
 [awq]
 n_grid = 10
 duo_scaling = false
+expert_scale = "per_layer"
 clip = false
 
 [under_calibrated]
@@ -99,7 +100,7 @@ TEST(Recipe, ParsesEveryField) {
   EXPECT_EQ(r.description, "attention 4-bit, experts 2-bit");
   EXPECT_EQ(r.settings.calibration, (CalibrationSettings{64, 256, 7, "calib.txt", true}));
   EXPECT_EQ(r.settings.gptq, (GptqSettings{0.05, 64, true, true}));
-  EXPECT_EQ(r.settings.awq, (AwqSettings{10, false, false}));
+  EXPECT_EQ(r.settings.awq, (AwqSettings{10, false, false, AwqExpertScale::PerLayer}));
   EXPECT_EQ(r.settings.under_calibrated, (UnderCalibratedSettings{UnderCalibratedPolicy::Rtn, 16}));
   ASSERT_EQ(r.rules.size(), 3u);
 
@@ -174,6 +175,8 @@ TEST(Recipe, RejectsBadRulesAndSettings) {
   EXPECT_EQ(parse_error("[calibration]\nsamples = 0\n"), "r.toml: [calibration]: field 'samples' = 0 must be at least 1");
   EXPECT_EQ(parse_error("[under_calibrated]\npolicy = \"skip\"\n"),
             "r.toml: [under_calibrated]: field 'policy' = 'skip' (expected all_tokens or rtn)");
+  EXPECT_EQ(parse_error("[awq]\nexpert_scale = \"per_group\"\n[[rule]]\nmethod = \"rtn\"\n"),
+            "r.toml: [awq]: field 'expert_scale' = 'per_group' (expected per_expert or per_layer)");
   EXPECT_EQ(parse_error("[[rule]]\nmethod = \"rtn\"\nbits = 4\nbits = 2\n").rfind("r.toml:4:", 0), 0u);
   EXPECT_EQ(error_of([] { load_recipe("/nonexistent/recipe.toml"); }).rfind("/nonexistent/recipe.toml:", 0), 0u);
 }

@@ -32,7 +32,7 @@ class Loader {
     l.name = stem + ".weight";
     const TensorQuant* q = manifest_ ? manifest_->find(l.name) : nullptr;
     if (q)
-      l.op = load_quantized_linear(*ck_, l.name, q->spec, out, in);
+      l.op = load_quantized_linear(*ck_, l.name, q->spec, out, in, q->input_scale);
     else
       l.op = std::make_unique<DenseLinear>(view(l.name, {out, in}), storage_);
     if (bias) l.bias = vec(stem + ".bias", out);

@@ -6,6 +6,7 @@
 #include <cblas.h>
 
 #include "calib/hessian.h"
+#include "core/dtype.h"
 #include "core/error.h"
 #include "quant/algo/group_params.h"
 #include "quant/formats/traits.h"
@@ -113,6 +114,13 @@ std::vector<float> weight_magnitude(std::span<const AwqLinear> linears, const Qu
   return mean;
 }
 
+// The nearest fp16 value within fp16's normal range: checkpoints store s in fp16, and the
+// weights must be fitted to the stored s.
+float fp16_value(float v) {
+  constexpr float kMinNormal = 6.103515625e-05f, kMax = 65504.0f;
+  return f16_to_f32(f32_to_f16(std::clamp(v, kMinNormal, kMax)));
+}
+
 // s = max(s_x^α / d, 1e-4) / √(max · min), d = 1 as llm-awq has it, or with duo scaling
 // (w_mean not empty) d = w_mean^(1−α) + 1e-4 as AutoAWQ's.
 std::vector<float> candidate_scale(std::span<const float> act, std::span<const float> w_mean, float alpha) {
@@ -123,7 +131,7 @@ std::vector<float> candidate_scale(std::span<const float> act, std::span<const f
   }
   const auto [lo, hi] = std::minmax_element(s.begin(), s.end());
   const float norm = std::sqrt(*lo * *hi);
-  for (float& v : s) v /= norm;
+  for (float& v : s) v = fp16_value(v / norm);
   return s;
 }
 
@@ -248,6 +256,21 @@ AwqResult awq_quantize(std::span<const AwqLinear> linears, std::span<const float
     res.loss += std::min(before, after);
   }
   return res;
+}
+
+bool divide_rows(QuantizedMatrix& q, std::span<const float> s) {
+  constexpr float kMaxF16 = 65504.0f;
+  if (q.spec.format != QuantFormat::Int || int64_t(s.size()) != q.rows)
+    fail("awq: divide_rows needs an INT matrix and one divisor per row ({} for {} rows)", s.size(), q.rows);
+  std::vector<float> scales = q.scales;
+  for (int64_t r = 0; r < q.rows; ++r)
+    for (int64_t k = 0; k < q.n_groups; ++k) {
+      float& v = scales[size_t(r * q.n_groups + k)];
+      v /= s[size_t(r)];
+      if (!(v < kMaxF16)) return false;
+    }
+  q.scales = std::move(scales);
+  return true;
 }
 
 Tensor fold_input_scale(const QuantizedMatrix& q, std::span<const float> scale) {

@@ -6,8 +6,8 @@
 //
 // Scale search: s = s_x^α with s_x = mean |x| per input channel (llm-awq), or with duo scaling
 // s = s_x^α / (w_mean^(1−α) + 1e-4), w_mean the mean normalised weight magnitude per input
-// channel (AutoAWQ's default); clamped to ≥ 1e-4 and normalised by √(max s · min s), for
-// α ∈ {0, 1/grid, …, 1}. The candidate with the lowest output error
+// channel (AutoAWQ's default); clamped to ≥ 1e-4, normalised by √(max s · min s) and rounded to
+// fp16 (the checkpoint's type for s), for α ∈ {0, 1/grid, …, 1}. The candidate with the lowest output error
 // ‖(Q(W·diag(s))·diag(s)⁻¹ − W) xᵀ‖² wins; plain RTN (s = 1) is a candidate too, so the search
 // never does worse than RTN. llm-awq measures the error after the whole block
 // (e.g. the MLP output); this pure-matrix version measures it at the linears' outputs, summed
@@ -23,22 +23,21 @@
 // quantization; shrinking min and max by f is the same for symmetric and keeps asymmetric
 // ranges off-centre as they are.)
 //
-// Where s goes — the pipeline's choice, both supported:
-//  (a) fold-free (AutoAWQ's real quantization): awq_quantize returns Q(W·diag(s)) and s; the
-//      caller divides the *previous* op's output channels by s: the RMSNorm weight before
-//      q/k/v, v_proj's rows before o_proj (only when their shapes match; with GQA they do not,
-//      and o_proj keeps s = 1), up_proj's rows before down_proj — folded into up_proj *before*
-//      up_proj itself is quantized. Linears reading the same x must share one s: pass them
-//      together (q/k/v; gate/up).
-//  (b) folded back per column: fold_input_scale() gives the dense Ŵ = Q(W·diag(s))·diag(s)⁻¹
-//      (fake quantization), for evaluation, or for a runtime that divides the input by s itself.
-// MoE experts: gate/up of every expert read the post-attention norm's output, which the router
-// (kept 16-bit) reads too. With (a) there is one s per layer: search it jointly over all experts'
-// gate/up (each with its own routed-token Hessian) and also multiply the router's weight columns
-// by s, or its logits change (AutoAWQ's mixtral scaled only the experts; llm-compressor PR #2451
-// adds the router). Per-expert s (AutoAWQ PR #301: lower perplexity) needs the model to divide
-// each expert's input by its own s at run time — (b)'s arithmetic, one multiply per input per
-// expert; QuantizedMatrix has no field for s, so that is a model-side change.
+// Where s goes. awq_quantize returns Q(W·diag(s)) and s; the input must be divided by s:
+//  - AutoAWQ folds s into the previous op's output channels: the RMSNorm weight before q/k/v,
+//    v_proj's rows before o_proj (only when their shapes match; with GQA they do not),
+//    up_proj's rows before down_proj. Linears reading the same x must share one s: pass them
+//    together (q/k/v; gate/up).
+//  - moeq's pipeline (quant/pipeline/layer_quantizer.cpp) keeps the norms as they are and stores
+//    s as a tensor that the linears reading x divide by at run time, one tensor per shared input;
+//    only a down projection's s is folded, into its up projection's quantization scales (exact:
+//    down's input is act(gate x)·(up x), linear in up's rows). MoE experts' gate/up all read the
+//    post-attention norm's output, which the router (kept 16-bit) reads too, so folding there
+//    would have to rescale the router's columns; instead each expert divides by its own s
+//    (AutoAWQ PR #301: lower perplexity than one s per layer), or, with one s per layer
+//    (AutoAWQ's layout, a smaller file), by the layer's.
+//  - fold_input_scale() gives the dense Ŵ = Q(W·diag(s))·diag(s)⁻¹ (fake quantization), for
+//    evaluation and tests.
 #pragma once
 
 #include <span>
@@ -79,7 +78,12 @@ struct AwqResult {
 AwqResult awq_quantize(std::span<const AwqLinear> linears, std::span<const float> act_mean_abs,
                        const QuantSpec& spec, const AwqOptions& options = {});
 
-// Variant (b): Ŵ[r][c] = ŵ[r][c] / scale[c], ŵ dequantized as qtensor.h defines it.
+// Divides row r of the INT-quantized `q` by s[r] through its quantization scales (codes and zeros
+// stay): Q(W) becomes diag(s)⁻¹·Q(W). How a down projection's s folds into its up projection.
+// Returns false, q unchanged, if a scale would leave fp16's range (the checkpoint's type).
+bool divide_rows(QuantizedMatrix& q, std::span<const float> s);
+
+// Ŵ[r][c] = ŵ[r][c] / scale[c], ŵ dequantized as qtensor.h defines it.
 Tensor fold_input_scale(const QuantizedMatrix& q, std::span<const float> scale);
 
 }  // namespace moeq

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "core/dtype.h"
 #include "core/error.h"
 #include "kernels/cpu/quant_linear.h"
 #include "quant/formats/bnb4.h"
@@ -101,25 +102,31 @@ std::string stored_weight_name(const std::string& tensor_name) {
   return tensor_name;
 }
 
-std::vector<TensorToWrite> quantized_linear_tensors(const std::string& weight_name, const QuantizedMatrix& m,
-                                                    std::span<const float> input_scale) {
+std::vector<TensorToWrite> quantized_linear_tensors(const std::string& weight_name, const QuantizedMatrix& m) {
   const std::string prefix = linear_prefix(weight_name);
-  std::vector<TensorToWrite> out = m.spec.format == QuantFormat::Int ? gptq_tensors(prefix, m) : bnb4_tensors(prefix, m);
-  if (!input_scale.empty())
-    out.push_back(tensor(prefix + ".input_scale", DType::F32, {int64_t(input_scale.size())},
-                         std::vector<float>(input_scale.begin(), input_scale.end())));
-  return out;
+  return m.spec.format == QuantFormat::Int ? gptq_tensors(prefix, m) : bnb4_tensors(prefix, m);
+}
+
+std::string input_scale_name(const std::string& weight_name) { return linear_prefix(weight_name) + ".input_scale"; }
+
+TensorToWrite input_scale_tensor(const std::string& name, std::span<const float> scale) {
+  std::vector<uint16_t> half(scale.size());
+  for (size_t i = 0; i < scale.size(); ++i) {
+    half[i] = f32_to_f16(scale[i]);
+    if (f16_to_f32(half[i]) != scale[i]) fail("{}: input scale {} is not an fp16 value", name, scale[i]);
+  }
+  return tensor(name, DType::F16, {int64_t(scale.size())}, half);
 }
 
 LinearPtr load_quantized_linear(const Checkpoint& ck, const std::string& weight_name, const QuantSpec& spec,
-                                int64_t out_features, int64_t in_features) {
+                                int64_t out_features, int64_t in_features, const std::string& input_scale) {
   const std::string prefix = linear_prefix(weight_name);
   LinearPtr op = spec.format == QuantFormat::Int ? load_gptq(ck, prefix, spec, out_features, in_features)
                                                  : load_bnb4(ck, prefix, spec, out_features, in_features);
-  if (ck.contains(prefix + ".input_scale"))
-    op = std::make_unique<InputScaledLinear>(std::move(op),
-                                             read<float>(ck, prefix + ".input_scale", DType::F32, {in_features}));
-  return op;
+  if (input_scale.empty()) return op;
+  std::vector<float> scale;
+  for (uint16_t h : read<uint16_t>(ck, input_scale, DType::F16, {in_features})) scale.push_back(f16_to_f32(h));
+  return std::make_unique<InputScaledLinear>(std::move(op), std::move(scale));
 }
 
 InputScaledLinear::InputScaledLinear(LinearPtr inner, std::vector<float> scale) : inner_(std::move(inner)) {

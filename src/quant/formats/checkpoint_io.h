@@ -7,8 +7,11 @@
 //    <prefix>.weight.quant_map F32 [16]; with double quantization <prefix>.weight.absmax U8,
 //    <prefix>.weight.nested_absmax F32, <prefix>.weight.nested_quant_map F32 [256],
 //    <prefix>.weight.nested_offset F32 [1]; without it <prefix>.weight.absmax F32.
-//  - AWQ's per-input-channel scale, when the weights were quantized as W·diag(s):
-//    <prefix>.input_scale F32 [in]; the op divides its input by s.
+//  - AWQ's per-input-channel scale, when the weights were quantized as W·diag(s): an F16 tensor
+//    [in] named in the manifest entry's "input_scale", usually "<prefix>.input_scale" of the
+//    first linear that reads the input; the op divides its input by s. Linears that read one
+//    input (q/k/v, an expert's gate/up) share one tensor. A down projection's scale is folded
+//    into its up projection's rows instead where up is INT-quantized (no tensor at all).
 // Bits, group size and symmetry cannot be recovered from the tensors: they are recorded per
 // tensor in config.json's quantization_config (quant/formats/manifest.h).
 #pragma once
@@ -27,20 +30,27 @@ namespace moeq {
 // "<prefix>.weight" → "<prefix>"; other names are returned unchanged.
 std::string linear_prefix(const std::string& weight_name);
 
-// The tensors that store `m` (and `input_scale`, if not empty) for the linear `weight_name`.
-std::vector<TensorToWrite> quantized_linear_tensors(const std::string& weight_name, const QuantizedMatrix& m,
-                                                    std::span<const float> input_scale = {});
+// The tensors that store `m` for the linear `weight_name`.
+std::vector<TensorToWrite> quantized_linear_tensors(const std::string& weight_name, const QuantizedMatrix& m);
+
+// "<prefix>.input_scale": where the input scale of the linears that read weight_name's input is
+// stored, when weight_name is the first of them.
+std::string input_scale_name(const std::string& weight_name);
+// The F16 tensor `name` holding `scale`; each value must be exactly representable in fp16
+// (AWQ's search rounds its candidates), so the file holds the scale the weights were fitted to.
+TensorToWrite input_scale_tensor(const std::string& name, std::span<const float> scale);
 
 // The weight a stored tensor belongs to: "X.weight" for X.qweight / X.qzeros / X.scales /
 // X.g_idx / X.input_scale and for bitsandbytes' "X.weight.absmax"-style companions; any other
 // name is its own weight.
 std::string stored_weight_name(const std::string& tensor_name);
 
-// Reads the quantized linear `weight_name` with `spec` from `checkpoint` and builds its op.
+// Reads the quantized linear `weight_name` with `spec` from `checkpoint` and builds its op, which
+// divides its input by the tensor `input_scale` when that is not empty.
 // Throws moeq::Error naming the file and tensor when a tensor is missing or its shape disagrees
 // with [out, in] and the spec.
 LinearPtr load_quantized_linear(const Checkpoint& checkpoint, const std::string& weight_name, const QuantSpec& spec,
-                                int64_t out_features, int64_t in_features);
+                                int64_t out_features, int64_t in_features, const std::string& input_scale = {});
 
 // A LinearOp over weights quantized as W·diag(s) (AWQ): forward(x) = inner.forward(x / s).
 class InputScaledLinear final : public LinearOp {

@@ -35,7 +35,7 @@ const TensorQuant* QuantManifest::find(const std::string& weight_name) const {
 
 nlohmann::json QuantManifest::to_json() const {
   nlohmann::json list = nlohmann::json::object();
-  for (const auto& [name, q] : tensors)
+  for (const auto& [name, q] : tensors) {
     list[name] = {{"method", q.method},
                   {"format", format_key(q.spec.format)},
                   {"bits", q.spec.bits},
@@ -43,6 +43,8 @@ nlohmann::json QuantManifest::to_json() const {
                   {"symmetric", q.spec.symmetric},
                   {"double_quant", q.spec.double_quant},
                   {"shape", {q.rows, q.cols}}};
+    if (!q.input_scale.empty()) list[name]["input_scale"] = q.input_scale;
+  }
   return {{"quant_method", "moeq"}, {"format_version", kFormatVersion}, {"zeros", "stored"}, {"tensors", list}};
 }
 
@@ -74,6 +76,7 @@ QuantManifest QuantManifest::from_json(const nlohmann::json& config, const std::
     if (shape.size() != 2 || shape[0] < 1 || shape[1] < 1) fail("{}: field 'shape' must be [out, in]", at);
     q.rows = shape[0];
     q.cols = shape[1];
+    if (entry.contains("input_scale")) q.input_scale = field<std::string>(entry, "input_scale", at);
     m.tensors.emplace(name, q);
   }
   return m;

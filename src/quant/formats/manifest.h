@@ -5,7 +5,10 @@
 //     "quant_method": "moeq", "format_version": 1, "zeros": "stored",
 //     "tensors": { "<HF weight name>": {"method": "gptq", "format": "int", "bits": 4,
 //                                       "group_size": 128, "symmetric": false, "double_quant": false,
-//                                       "shape": [out, in]} } }
+//                                       "shape": [out, in],
+//                                       "input_scale": "<tensor name>"} } }
+// "input_scale" (AWQ only, optional) names the F16 tensor [in] that the linear divides its input
+// by; linears that read one input share one such tensor.
 #pragma once
 
 #include <filesystem>
@@ -23,6 +26,7 @@ struct TensorQuant {
   std::string method;  // "rtn", "gptq", "awq"
   QuantSpec spec;
   int64_t rows = 0, cols = 0;  // the weight's logical shape [out, in] (reports count parameters)
+  std::string input_scale;     // AWQ: the tensor holding the input scale s; empty: none
 };
 
 struct QuantManifest {

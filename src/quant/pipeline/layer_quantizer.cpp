@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <optional>
 
 #include "arch/config.h"
 #include "calib/input_recorder.h"
@@ -29,10 +30,30 @@ int stage_of(const LinearSlot& slot) {
 
 bool needs_calibration(QuantMethod m) { return m == QuantMethod::Gptq || m == QuantMethod::Awq; }
 
-// Linears that read the same input share one AWQ scale: q/k/v of a block, gate/up of one expert.
-std::string input_group(const LinearSlot& slot) {
+// Linears that read the same input share one AWQ scale: q/k/v of a block, gate/up of one expert
+// (or of every routed expert of the layer, with one scale per layer).
+std::string input_group(const LinearSlot& slot, plan::AwqExpertScale expert_scale) {
   const bool own_input = slot.projection == "q_b" || slot.projection == "kv_b";
-  return fmt::format("{}:{}:{}", stage_of(slot), int(slot.role), own_input ? slot.projection : std::to_string(slot.expert));
+  const bool whole_layer = expert_scale == plan::AwqExpertScale::PerLayer && slot.role == TensorRole::RoutedExpert;
+  return fmt::format("{}:{}:{}", stage_of(slot), int(slot.role),
+                     own_input ? slot.projection : whole_layer ? "all" : std::to_string(slot.expert));
+}
+
+// Mean |x| per input channel over every row the group's linears read (one expert's routed
+// tokens each, when the experts of a layer share a scale).
+std::vector<float> group_mean_abs(const std::vector<size_t>& group, const std::vector<InputRecorder*>& recorded) {
+  std::vector<double> sum;
+  double rows = 0.0;
+  for (size_t i : group) {
+    const HessianAccumulator& stats = recorded[i]->stats();
+    const std::vector<float> mean = stats.mean_abs();
+    sum.resize(mean.size(), 0.0);
+    for (size_t c = 0; c < mean.size(); ++c) sum[c] += double(mean[c]) * double(stats.tokens());
+    rows += double(stats.tokens());
+  }
+  std::vector<float> out(sum.size());
+  for (size_t c = 0; c < sum.size(); ++c) out[c] = float(sum[c] / rows);
+  return out;
 }
 
 Tensor dense_weights(const LinearSlot& slot) {
@@ -190,13 +211,12 @@ class LayerQuantizer {
   void quantize_members(const std::vector<size_t>& members, const std::vector<InputRecorder*>& recorded,
                         const std::map<size_t, HessianAccumulator>& all_tokens) {
     // Linears that read one input search one AWQ scale together, as AWQ does, when they share a
-    // spec; another spec (K/V at 8 bits beside Q at 4) searches its own. Each linear stores its
-    // scale with its weights, so nothing forces them to agree.
+    // spec; another spec (K/V at 8 bits beside Q at 4) searches and stores its own.
     std::map<std::string, std::vector<size_t>> awq_groups;
     for (size_t i : members) {
       if (entry(i).action.method == QuantMethod::Awq && recorded[i] && !under_calibrated(*recorded[i], i)) {
         const QuantSpec spec = effective_spec(entry(i), job_.indivisible);
-        awq_groups[input_group(job_.slots[i]) + " " + to_string(spec)].push_back(i);
+        awq_groups[input_group(job_.slots[i], job_.settings->awq.expert_scale) + " " + to_string(spec)].push_back(i);
         continue;
       }
       const auto all = all_tokens.find(i);
@@ -214,7 +234,7 @@ class LayerQuantizer {
     LinearSlot& slot = job_.slots[i];
     const QuantSpec spec = effective_spec(entry(i), job_.indivisible);
     const Tensor w = dense_weights(slot);
-    UnitResult r{slot.name, "rtn", spec, rec ? rec->stats().tokens() : -1, 0.0, {}};
+    UnitResult r{slot.name, "rtn", spec, rec ? rec->stats().tokens() : -1, 0.0, {}, {}};
     QuantizedMatrix q;
     if (rec && entry(i).action.method == QuantMethod::Gptq && !under_calibrated(*rec, i)) {
       q = run_gptq(w, rec->stats().hessian(), spec, r);
@@ -223,7 +243,7 @@ class LayerQuantizer {
     } else {
       q = rtn_quantize(w.ptr(), w.rows(), w.cols(), spec);
     }
-    install(slot, q, {}, r);
+    install(i, std::move(q), {}, r);
   }
 
   QuantizedMatrix run_gptq(const Tensor& w, const Tensor& hessian, const QuantSpec& spec, UnitResult& r) {
@@ -252,9 +272,17 @@ class LayerQuantizer {
     return q;
   }
 
+  // The index of the linear with `projection` in slot's MLP (same role and expert), if any.
+  std::optional<size_t> sibling_index(const LinearSlot& slot, std::string_view projection) const {
+    for (size_t i = 0; i < job_.slots.size(); ++i) {
+      const LinearSlot& s = job_.slots[i];
+      if (s.expert == slot.expert && s.role == slot.role && s.projection == projection) return i;
+    }
+    return std::nullopt;
+  }
+
   const LinearOp& sibling(const LinearSlot& slot, std::string_view projection) const {
-    for (const LinearSlot& s : job_.slots)
-      if (s.expert == slot.expert && s.role == slot.role && s.projection == projection) return **s.op;
+    if (const auto i = sibling_index(slot, projection)) return **job_.slots[*i].op;
     fail("{}: no {} projection found for expert {}", slot.name, projection, slot.expert);
   }
 
@@ -267,28 +295,64 @@ class LayerQuantizer {
     }
     std::vector<AwqLinear> linears;
     for (size_t k = 0; k < group.size(); ++k) linears.push_back({&weights[k], &hessians[k]});
-    AwqResult res = awq_quantize(linears, recorded[group.front()]->stats().mean_abs(), spec, awq_options(job_.settings->awq));
+    AwqResult res = awq_quantize(linears, group_mean_abs(group, recorded), spec, awq_options(job_.settings->awq));
+    const bool identity = std::ranges::all_of(res.scale, [](float s) { return s == 1.0f; });
+    const bool folded = !identity && group.size() == 1 && fold_into_up(group.front(), res.scale);
+    const bool stored = !identity && !folded;
+    const std::string scale_name = input_scale_name(job_.slots[group.front()].name);
+    if (stored) result_.input_scales.push_back(input_scale_tensor(scale_name, res.scale));
     for (size_t k = 0; k < group.size(); ++k) {
       const size_t i = group[k];
-      UnitResult r{job_.slots[i].name, "awq", spec, recorded[i]->stats().tokens(), res.loss, {}};
-      install(job_.slots[i], res.q[k], res.scale, r);
+      UnitResult r{job_.slots[i].name, "awq", spec, recorded[i]->stats().tokens(), res.loss, {}, {}};
+      if (stored) r.input_scale = scale_name;
+      install(i, std::move(res.q[k]), stored ? std::vector<float>(res.scale) : std::vector<float>{}, r);
     }
   }
 
-  void install(LinearSlot& slot, const QuantizedMatrix& q, std::span<const float> input_scale, UnitResult& r) {
-    r.tensors = quantized_linear_tensors(slot.name, q, input_scale);
+  // A down projection's input is act(gate x) · (up x): dividing up's output row c by s[c] divides
+  // down's input channel c by it, which is what down's AWQ scale asks (divide_rows), so down's
+  // scale needs no tensor of its own. False (nothing changed) where up is not an INT-quantized
+  // sibling of a gated MLP, or a divided scale would leave fp16's range.
+  bool fold_into_up(size_t down, std::span<const float> scale) {
+    const LinearSlot& slot = job_.slots[down];
+    const auto up = slot.projection == "down" && sibling_index(slot, "gate") ? sibling_index(slot, "up") : std::nullopt;
+    const auto kept = up ? kept_up_.find(*up) : kept_up_.end();
+    if (kept == kept_up_.end() || kept->second.q.spec.format != QuantFormat::Int) return false;
+    QuantizedMatrix& q = kept->second.q;
+    if (!divide_rows(q, scale)) return false;
+    UnitResult& r = result_.units[kept->second.unit];
+    r.tensors = quantized_linear_tensors(r.name, q);
+    *job_.slots[*up].op = quant_linear_op(q, kept->second.input_scale);
+    return true;
+  }
+
+  static LinearPtr quant_linear_op(const QuantizedMatrix& q, std::span<const float> input_scale) {
     LinearPtr op = make_quant_linear(q);
-    if (!input_scale.empty())
-      op = std::make_unique<InputScaledLinear>(std::move(op), std::vector<float>(input_scale.begin(), input_scale.end()));
-    *slot.op = std::move(op);
+    if (input_scale.empty()) return op;
+    return std::make_unique<InputScaledLinear>(std::move(op), std::vector<float>(input_scale.begin(), input_scale.end()));
+  }
+
+  void install(size_t i, QuantizedMatrix q, std::vector<float> input_scale, UnitResult& r) {
+    LinearSlot& slot = job_.slots[i];
+    r.tensors = quantized_linear_tensors(slot.name, q);
+    *slot.op = quant_linear_op(q, input_scale);
+    if (slot.projection == "up") kept_up_[i] = {std::move(q), std::move(input_scale), result_.units.size()};
     result_.units.push_back(std::move(r));
   }
+
+  // An up projection's result, kept for fold_into_up until its down projection is quantized.
+  struct KeptUp {
+    QuantizedMatrix q;
+    std::vector<float> input_scale;
+    size_t unit;  // its index in result_.units
+  };
 
   Model& model_;
   const LayerJob& job_;
   const Tensor& hidden_;
   int64_t samples_, seqlen_;
   LayerResult result_;
+  std::map<size_t, KeptUp> kept_up_;
 };
 
 }  // namespace

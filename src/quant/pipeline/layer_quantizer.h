@@ -47,12 +47,14 @@ struct UnitResult {
   int64_t tokens = -1;      // calibration rows it saw (-1: not calibrated)
   double loss = 0.0;        // Hessian-weighted output error (GPTQ/AWQ), 0 for RTN
   std::vector<TensorToWrite> tensors;  // what the output checkpoint stores for it
+  std::string input_scale;  // AWQ: the tensor of LayerResult::input_scales it divides its input by
 };
 
 struct LayerResult {
   int layer = 0;
   double seconds = 0.0;
   std::vector<UnitResult> units;
+  std::vector<TensorToWrite> input_scales;  // AWQ's, one per input the linears share
   std::vector<std::string> warnings;
 };
 

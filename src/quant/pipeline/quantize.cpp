@@ -66,6 +66,7 @@ json unit_json(const UnitResult& u) {
   json j{{"name", u.name}, {"method", u.method}, {"spec", to_string(u.spec)}};
   if (u.tokens >= 0) j["tokens"] = u.tokens;
   if (u.loss > 0) j["loss"] = u.loss;
+  if (!u.input_scale.empty()) j["input_scale"] = u.input_scale;
   return j;
 }
 
@@ -158,13 +159,16 @@ class QuantizeJob {
     const fs::path shard = partial_ / shard_name(layer, count);
     const fs::path layer_report = partial_ / fmt::format("layer-{:03}.json", layer);
     if (done_.count(layer)) {
+      const json lr = read_json(layer_report);
+      note_input_scales(lr);
       reload_layer(job, shard);
-      layer_reports_.push_back(read_json(layer_report));
+      layer_reports_.push_back(lr);
     } else {
       LayerResult r = quantize_layer(*model_, job, hidden_, calib_.samples, calib_.seqlen);
       write_layer(layer, r, shard);
       const json lr = layer_json(r);
       write_text_atomically(layer_report, lr.dump(1));
+      note_input_scales(lr);
       layer_reports_.push_back(lr);
       done_.insert(layer);
       write_text_atomically(partial_ / "progress.json",
@@ -174,13 +178,25 @@ class QuantizeJob {
     if (hidden_.numel() > 0) model_->run_block(layer, hidden_, calib_.samples, calib_.seqlen);
   }
 
+  // Which linears divide their input by which stored AWQ scale (the manifest records it).
+  void note_input_scales(const json& layer_report) {
+    for (const json& u : layer_report.at("units"))
+      if (u.contains("input_scale")) input_scales_[u.at("name")] = u.at("input_scale");
+  }
+
+  std::string input_scale_of(const std::string& weight_name) const {
+    const auto it = input_scales_.find(weight_name);
+    return it == input_scales_.end() ? std::string() : it->second;
+  }
+
   void reload_layer(const LayerJob& job, const fs::path& shard) {
     const Checkpoint ck = Checkpoint::open(shard);
     for (size_t i = 0; i < job.slots.size(); ++i) {
       const plan::PlanEntry& e = *job.entries[i];
       if (!e.action.quantizes()) continue;
       LinearSlot& slot = job.slots[i];
-      *slot.op = load_quantized_linear(ck, slot.name, effective_spec(e, o_.indivisible), e.unit.rows, e.unit.cols);
+      *slot.op = load_quantized_linear(ck, slot.name, effective_spec(e, o_.indivisible), e.unit.rows, e.unit.cols,
+                                       input_scale_of(slot.name));
     }
   }
 
@@ -192,6 +208,7 @@ class QuantizeJob {
       replaced.insert(u.name);
       for (const TensorToWrite& t : u.tensors) tensors.push_back(t);
     }
+    for (const TensorToWrite& t : r.input_scales) tensors.push_back(t);
     const std::string prefix = fmt::format("model.layers.{}.", layer);
     for (const auto& [name, view] : checkpoint_->tensors())
       if (name.starts_with(prefix) && !replaced.count(name)) tensors.push_back(raw_copy(view));
@@ -241,8 +258,8 @@ class QuantizeJob {
 
   // The embedding is a lookup table: only RTN applies. The lm_head is a matmul on the final
   // norm's output, so GPTQ and AWQ can calibrate it on the hidden states the quantized blocks
-  // produced; AWQ's input scale is stored beside it (nothing precedes it to fold it into).
-  std::vector<TensorToWrite> quantize_outside_blocks(const plan::PlanEntry& e) const {
+  // produced; AWQ's input scale is stored beside it (the final norm stays as it is).
+  std::vector<TensorToWrite> quantize_outside_blocks(const plan::PlanEntry& e) {
     const Tensor w = checkpoint_->get(e.unit.name).to_f32();
     const QuantSpec spec = effective_spec(e, o_.indivisible);
     const std::string& name = e.unit.name;
@@ -256,7 +273,10 @@ class QuantizeJob {
         const Tensor h = inputs.hessian();
         const AwqLinear linear{&w, &h};
         const AwqResult r = awq_quantize({&linear, 1}, inputs.mean_abs(), spec, awq_options(recipe_.settings.awq));
-        return quantized_linear_tensors(name, r.q.front(), r.scale);
+        std::vector<TensorToWrite> out = quantized_linear_tensors(name, r.q.front());
+        input_scales_[name] = input_scale_name(name);
+        out.push_back(input_scale_tensor(input_scales_[name], r.scale));
+        return out;
       }
       default: return quantized_linear_tensors(name, rtn_quantize(w.ptr(), w.rows(), w.cols(), spec));
     }
@@ -278,7 +298,8 @@ class QuantizeJob {
     for (const auto& e : plan_.entries)
       if (e.action.quantizes())
         manifest.tensors[e.unit.name] = {std::string(plan::method_name(e.action.method)),
-                                         effective_spec(e, o_.indivisible), e.unit.rows, e.unit.cols};
+                                         effective_spec(e, o_.indivisible), e.unit.rows, e.unit.cols,
+                                         input_scale_of(e.unit.name)};
     json config = read_json(o_.model_dir / "config.json");
     config["quantization_config"] = manifest.to_json();
     write_text_atomically(partial_ / "config.json", config.dump(2));
@@ -305,6 +326,7 @@ class QuantizeJob {
   std::vector<LinearSlot> slots_;
   std::set<int> done_;
   std::string fingerprint_;
+  std::map<std::string, std::string> input_scales_;  // weight name → its AWQ input scale tensor
   CalibSet calib_;
   Tensor hidden_;
   json report_ = json::object();

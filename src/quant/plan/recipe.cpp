@@ -184,10 +184,15 @@ void parse_settings(const toml::table& root, const std::string& source, RecipeSe
   s.gptq.static_groups = toml_field<bool>(gptq, "static_groups", gptq_at).value_or(s.gptq.static_groups);
   s.gptq.mse = toml_field<bool>(gptq, "mse", gptq_at).value_or(s.gptq.mse);
 
-  auto [awq, awq_at] = section(root, "awq", source, {"n_grid", "duo_scaling", "clip"});
+  auto [awq, awq_at] = section(root, "awq", source, {"n_grid", "duo_scaling", "clip", "expert_scale"});
   s.awq.n_grid = get_count(awq, "n_grid", awq_at, s.awq.n_grid, 1);
   s.awq.duo_scaling = toml_field<bool>(awq, "duo_scaling", awq_at).value_or(s.awq.duo_scaling);
   s.awq.clip = toml_field<bool>(awq, "clip", awq_at).value_or(s.awq.clip);
+  if (auto scale = toml_field<std::string>(awq, "expert_scale", awq_at)) {
+    if (*scale != "per_expert" && *scale != "per_layer")
+      fail("{}: field 'expert_scale' = '{}' (expected per_expert or per_layer)", awq_at, *scale);
+    s.awq.expert_scale = *scale == "per_layer" ? AwqExpertScale::PerLayer : AwqExpertScale::PerExpert;
+  }
 
   auto [under, under_at] = section(root, "under_calibrated", source, {"policy", "min_tokens"});
   if (auto policy = toml_field<std::string>(under, "policy", under_at)) {

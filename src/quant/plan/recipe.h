@@ -72,10 +72,16 @@ struct GptqSettings {
   bool operator==(const GptqSettings&) const = default;
 };
 
+// Routed experts' gate/up read the same post-attention norm output: each expert may search its
+// own input scale (stored per expert), or all experts of a layer one scale together (stored once
+// per layer, as AutoAWQ's MoE models have it: a smaller file, a coarser scale).
+enum class AwqExpertScale : uint8_t { PerExpert, PerLayer };
+
 struct AwqSettings {
   int64_t n_grid = 20;  // scaling exponents tried in [0, 1)
   bool duo_scaling = true;
   bool clip = true;  // also search weight clipping ranges
+  AwqExpertScale expert_scale = AwqExpertScale::PerExpert;
   bool operator==(const AwqSettings&) const = default;
 };
 

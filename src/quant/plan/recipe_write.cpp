@@ -98,8 +98,9 @@ void write_settings(std::string& out, const Recipe& recipe) {
                        number(s.gptq.damp_percent), s.gptq.block_size, s.gptq.act_order, s.gptq.static_groups,
                        s.gptq.mse);
   if (awq || s.awq != defaults.awq)
-    out += fmt::format("\n[awq]\nn_grid = {}\nduo_scaling = {}\nclip = {}\n", s.awq.n_grid, s.awq.duo_scaling,
-                       s.awq.clip);
+    out += fmt::format("\n[awq]\nn_grid = {}\nduo_scaling = {}\nclip = {}\nexpert_scale = \"{}\"\n", s.awq.n_grid,
+                       s.awq.duo_scaling, s.awq.clip,
+                       s.awq.expert_scale == AwqExpertScale::PerLayer ? "per_layer" : "per_expert");
   if (gptq || awq || s.under_calibrated != defaults.under_calibrated)
     out += fmt::format("\n[under_calibrated]\npolicy = \"{}\"\nmin_tokens = {}\n",
                        s.under_calibrated.policy == UnderCalibratedPolicy::Rtn ? "rtn" : "all_tokens",
