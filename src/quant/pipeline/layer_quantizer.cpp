@@ -31,10 +31,12 @@ int stage_of(const LinearSlot& slot) {
 bool needs_calibration(QuantMethod m) { return m == QuantMethod::Gptq || m == QuantMethod::Awq; }
 
 // Linears that read the same input share one AWQ scale: q/k/v of a block, gate/up of one expert
-// (or of every routed expert of the layer, with one scale per layer).
+// (or of every routed expert of the layer, with one scale per layer: they all read the
+// post-attention norm's output). Each down projection reads its own expert's activations.
 std::string input_group(const LinearSlot& slot, plan::AwqExpertScale expert_scale) {
   const bool own_input = slot.projection == "q_b" || slot.projection == "kv_b";
-  const bool whole_layer = expert_scale == plan::AwqExpertScale::PerLayer && slot.role == TensorRole::RoutedExpert;
+  const bool whole_layer = expert_scale == plan::AwqExpertScale::PerLayer && slot.role == TensorRole::RoutedExpert &&
+                           stage_of(slot) == 2;
   return fmt::format("{}:{}:{}", stage_of(slot), int(slot.role),
                      own_input ? slot.projection : whole_layer ? "all" : std::to_string(slot.expert));
 }
