@@ -231,6 +231,20 @@ TEST(QuantizePipeline, AwqStoresOneScalePerInputAndSpecAndBeatsRtn) {
     EXPECT_EQ((*s.op)->format_name(), format) << s.name;
   }
 
+  // A manifest that does not name a stored scale (an older folder) fails to load, naming it.
+  const fs::path stale = scratch("awq-stale");
+  fs::copy(awq_out, stale);
+  nlohmann::json config = nlohmann::json::parse(std::ifstream(stale / "config.json"));
+  config["quantization_config"]["tensors"]["model.layers.0.self_attn.q_proj.weight"].erase("input_scale");
+  std::ofstream(stale / "config.json") << config.dump();
+  try {
+    Model::load(stale);
+    ADD_FAILURE() << "a stored scale the manifest does not name must not load";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("tensor 'model.layers.0.self_attn.q_proj.input_scale' is not named"),
+              std::string::npos) << e.what();
+  }
+
   const double base = demo_perplexity(demo_model(), 4), awq = demo_perplexity(awq_out, 4),
                layer = demo_perplexity(layer_out, 4), rtn = demo_perplexity(rtn_out, 4);
   EXPECT_GT(rtn, base);

@@ -123,7 +123,14 @@ LinearPtr load_quantized_linear(const Checkpoint& ck, const std::string& weight_
   const std::string prefix = linear_prefix(weight_name);
   LinearPtr op = spec.format == QuantFormat::Int ? load_gptq(ck, prefix, spec, out_features, in_features)
                                                  : load_bnb4(ck, prefix, spec, out_features, in_features);
-  if (input_scale.empty()) return op;
+  if (input_scale.empty()) {
+    // A scale stored under this linear's name that its manifest entry does not name: a folder
+    // from a moeq that found scales by name. Running it without would be silently wrong.
+    if (const std::string own = input_scale_name(weight_name); ck.contains(own))
+      fail("{}: tensor '{}' is not named by the manifest entry's 'input_scale' of '{}' (written by an older moeq: "
+           "quantize again)", ck.get(own).file.string(), own, weight_name);
+    return op;
+  }
   std::vector<float> scale;
   for (uint16_t h : read<uint16_t>(ck, input_scale, DType::F16, {in_features})) scale.push_back(f16_to_f32(h));
   return std::make_unique<InputScaledLinear>(std::move(op), std::move(scale));
