@@ -193,8 +193,8 @@ TEST(QuantizePipeline, AwqStoresOneScalePerInputAndSpecAndBeatsRtn) {
   const fs::path awq_out = scratch("awq"), layer_out = scratch("awq-layer"), rtn_out = scratch("awq-rtn");
   const nlohmann::json report = quantize_model(options(demo_model(), recipe("awq", ""), awq_out));
   // (a coarser search keeps the test short; the scale layout is what it checks)
-  const nlohmann::json layer_report = quantize_model(
-      options(demo_model(), recipe("awq", "[awq]\nexpert_scale = \"per_layer\"\nn_grid = 5\nclip = false\n"), layer_out));
+  const std::string per_layer_settings = "[awq]\nexpert_scale = \"per_layer\"\nn_grid = 5\nclip = false\n";
+  const nlohmann::json layer_report = quantize_model(options(demo_model(), recipe("awq", per_layer_settings), layer_out));
   quantize_model(options(demo_model(), recipe("rtn", ""), rtn_out));
 
   const QuantManifest manifest = *read_manifest(awq_out), per_layer = *read_manifest(layer_out);
@@ -227,8 +227,9 @@ TEST(QuantizePipeline, AwqStoresOneScalePerInputAndSpecAndBeatsRtn) {
   auto model = Model::load(awq_out);
   for (const LinearSlot& s : model->linears()) {
     if (s.layer != 0 || (s.projection != "k" && s.projection != "q" && s.projection != "down")) continue;
-    const std::string format = s.projection == "k" ? "int8 g0 asym awq" : s.projection == "q" ? "int3 g64 asym awq" : "int3 g64 asym";
-    EXPECT_EQ((*s.op)->format_name(), format) << s.name;
+    const std::map<std::string, std::string> format = {
+        {"k", "int8 g0 asym awq"}, {"q", "int3 g64 asym awq"}, {"down", "int3 g64 asym"}};
+    EXPECT_EQ((*s.op)->format_name(), format.at(s.projection)) << s.name;
   }
 
   // A manifest that does not name a stored scale (an older folder) fails to load, naming it.

@@ -331,7 +331,8 @@ class LayerQuantizer {
   static LinearPtr quant_linear_op(const QuantizedMatrix& q, std::span<const float> input_scale) {
     LinearPtr op = make_quant_linear(q);
     if (input_scale.empty()) return op;
-    return std::make_unique<InputScaledLinear>(std::move(op), std::vector<float>(input_scale.begin(), input_scale.end()));
+    std::vector<float> scale(input_scale.begin(), input_scale.end());
+    return std::make_unique<InputScaledLinear>(std::move(op), std::move(scale));
   }
 
   void install(size_t i, QuantizedMatrix q, std::vector<float> input_scale, UnitResult& r) {
