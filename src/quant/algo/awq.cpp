@@ -114,12 +114,11 @@ std::vector<float> weight_magnitude(std::span<const AwqLinear> linears, const Qu
   return mean;
 }
 
-// The nearest fp16 value within fp16's normal range: checkpoints store s in fp16, and the
-// weights must be fitted to the stored s.
-float fp16_value(float v) {
-  constexpr float kMinNormal = 6.103515625e-05f, kMax = 65504.0f;
-  return f16_to_f32(f32_to_f16(std::clamp(v, kMinNormal, kMax)));
-}
+// fp16's range: checkpoints store AWQ's s and the INT quantization scales in fp16.
+constexpr float kF16MinNormal = 6.103515625e-05f, kF16Max = 65504.0f;
+
+// The nearest fp16 value within fp16's normal range: the weights must be fitted to the stored s.
+float fp16_value(float v) { return f16_to_f32(f32_to_f16(std::clamp(v, kF16MinNormal, kF16Max))); }
 
 // s = max(s_x^α / d, 1e-4) / √(max · min), d = 1 as llm-awq has it, or with duo scaling
 // (w_mean not empty) d = w_mean^(1−α) + 1e-4 as AutoAWQ's.
@@ -259,7 +258,6 @@ AwqResult awq_quantize(std::span<const AwqLinear> linears, std::span<const float
 }
 
 bool divide_rows(QuantizedMatrix& q, std::span<const float> s) {
-  constexpr float kMaxF16 = 65504.0f;
   if (q.spec.format != QuantFormat::Int || int64_t(s.size()) != q.rows)
     fail("awq: divide_rows needs an INT matrix and one divisor per row ({} for {} rows)", s.size(), q.rows);
   std::vector<float> scales = q.scales;
@@ -267,7 +265,7 @@ bool divide_rows(QuantizedMatrix& q, std::span<const float> s) {
     for (int64_t k = 0; k < q.n_groups; ++k) {
       float& v = scales[size_t(r * q.n_groups + k)];
       v /= s[size_t(r)];
-      if (!(v < kMaxF16)) return false;
+      if (!(v < kF16Max)) return false;
     }
   q.scales = std::move(scales);
   return true;

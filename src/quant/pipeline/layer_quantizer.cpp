@@ -44,18 +44,9 @@ std::string input_group(const LinearSlot& slot, plan::AwqExpertScale expert_scal
 // Mean |x| per input channel over every row the group's linears read (one expert's routed
 // tokens each, when the experts of a layer share a scale).
 std::vector<float> group_mean_abs(const std::vector<size_t>& group, const std::vector<InputRecorder*>& recorded) {
-  std::vector<double> sum;
-  double rows = 0.0;
-  for (size_t i : group) {
-    const HessianAccumulator& stats = recorded[i]->stats();
-    const std::vector<float> mean = stats.mean_abs();
-    sum.resize(mean.size(), 0.0);
-    for (size_t c = 0; c < mean.size(); ++c) sum[c] += double(mean[c]) * double(stats.tokens());
-    rows += double(stats.tokens());
-  }
-  std::vector<float> out(sum.size());
-  for (size_t c = 0; c < sum.size(); ++c) out[c] = float(sum[c] / rows);
-  return out;
+  HessianAccumulator all = recorded[group.front()]->stats();
+  for (size_t k = 1; k < group.size(); ++k) all.merge(recorded[group[k]]->stats());
+  return all.mean_abs();
 }
 
 Tensor dense_weights(const LinearSlot& slot) {
