@@ -467,6 +467,10 @@ TEST(QuantizePipeline, LmHeadGptqAndAwqCalibrateOnTheFinalNormsOutput) {
   EXPECT_GT(share_equal(awq_run.out_dir, "lm_head.weight", awq), 0.99);
   EXPECT_LT(share_equal(awq_run.out_dir, "lm_head.weight", rtn), 0.95);
   EXPECT_LT(awq_result.loss, 0.9 * awq_result.rtn_loss) << "AWQ must improve on RTN here";
+  // The scale is stored (and named by the manifest) exactly when the search moved it from 1.
+  EXPECT_EQ(Checkpoint::open(awq_run.out_dir).contains("lm_head.input_scale"), awq_result.scales_input());
+  EXPECT_EQ(read_manifest(awq_run.out_dir)->find("lm_head.weight")->input_scale,
+            awq_result.scales_input() ? "lm_head.input_scale" : "");
 
   expect_error(quantize("embedding", "gptq"), "can only be quantized with rtn");
 }

@@ -40,6 +40,7 @@
 //    evaluation and tests.
 #pragma once
 
+#include <algorithm>
 #include <span>
 #include <vector>
 
@@ -71,6 +72,11 @@ struct AwqResult {
   double rtn_loss = 0.0;     // s = 1, no clipping: plain RTN
   double scaled_loss = 0.0;  // the chosen α, before clipping (≤ rtn_loss)
   double loss = 0.0;         // the result (≤ scaled_loss)
+
+  // False when plain RTN won (s = 1): the linears then need no input scale stored or applied.
+  bool scales_input() const {
+    return std::ranges::any_of(scale, [](float s) { return s != 1.0f; });
+  }
 };
 
 // act_mean_abs: mean |x| per input channel over the calibration rows (HessianAccumulator::

@@ -289,9 +289,8 @@ class LayerQuantizer {
     std::vector<AwqLinear> linears;
     for (size_t k = 0; k < group.size(); ++k) linears.push_back({&weights[k], &hessians[k]});
     AwqResult res = awq_quantize(linears, group_mean_abs(group, recorded), spec, awq_options(job_.settings->awq));
-    const bool identity = std::ranges::all_of(res.scale, [](float s) { return s == 1.0f; });
-    const bool folded = !identity && group.size() == 1 && fold_into_up(group.front(), res.scale);
-    const bool stored = !identity && !folded;
+    const bool folded = res.scales_input() && group.size() == 1 && fold_into_up(group.front(), res.scale);
+    const bool stored = res.scales_input() && !folded;
     const std::string scale_name = input_scale_name(job_.slots[group.front()].name);
     if (stored) result_.input_scales.push_back(input_scale_tensor(scale_name, res.scale));
     for (size_t k = 0; k < group.size(); ++k) {

@@ -258,7 +258,8 @@ class QuantizeJob {
 
   // The embedding is a lookup table: only RTN applies. The lm_head is a matmul on the final
   // norm's output, so GPTQ and AWQ can calibrate it on the hidden states the quantized blocks
-  // produced; AWQ's input scale is stored beside it (the final norm stays as it is).
+  // produced; AWQ's input scale, unless the search kept s = 1, is stored beside it (the final
+  // norm stays as it is).
   std::vector<TensorToWrite> quantize_outside_blocks(const plan::PlanEntry& e) {
     const Tensor w = checkpoint_->get(e.unit.name).to_f32();
     const QuantSpec spec = effective_spec(e, o_.indivisible);
@@ -274,8 +275,10 @@ class QuantizeJob {
         const AwqLinear linear{&w, &h};
         const AwqResult r = awq_quantize({&linear, 1}, inputs.mean_abs(), spec, awq_options(recipe_.settings.awq));
         std::vector<TensorToWrite> out = quantized_linear_tensors(name, r.q.front());
-        input_scales_[name] = input_scale_name(name);
-        out.push_back(input_scale_tensor(input_scales_[name], r.scale));
+        if (r.scales_input()) {
+          input_scales_[name] = input_scale_name(name);
+          out.push_back(input_scale_tensor(input_scales_[name], r.scale));
+        }
         return out;
       }
       default: return quantized_linear_tensors(name, rtn_quantize(w.ptr(), w.rows(), w.cols(), spec));
