@@ -329,11 +329,19 @@ class LayerQuantizer {
     LinearSlot& slot = job_.slots[i];
     r.tensors = quantized_linear_tensors(slot.name, q);
     *slot.op = quant_linear_op(q, input_scale);
-    if (slot.projection == "up") kept_up_[i] = {std::move(q), std::move(input_scale), result_.units.size()};
+    if (may_take_fold(i)) kept_up_[i] = {std::move(q), std::move(input_scale), result_.units.size()};
     result_.units.push_back(std::move(r));
   }
 
-  // An up projection's result, kept for fold_into_up until its down projection is quantized.
+  // Whether i is an up projection whose down projection AWQ quantizes and may fold into it.
+  bool may_take_fold(size_t i) const {
+    const LinearSlot& slot = job_.slots[i];
+    const auto down = slot.projection == "up" ? sibling_index(slot, "down") : std::nullopt;
+    return down && entry(*down).action.method == QuantMethod::Awq;
+  }
+
+  // An up projection's result, kept for fold_into_up until its down projection is quantized
+  // (only where that down projection is AWQ's: may_take_fold).
   struct KeptUp {
     QuantizedMatrix q;
     std::vector<float> input_scale;
