@@ -1,4 +1,4 @@
-// Every quantized kernel path (scalar reference, AVX2, AVX-512; fused gemv and tile + sgemm)
+// Every quantized kernel path (scalar reference, AVX2, AVX-512; fused gemv and tile + gemm)
 // against the reference kernels and against dequantize-then-matmul, for each format, on odd
 // shapes (in 448, 192, 128, 100; out not a multiple of 8), including act-order g_idx; and the
 // rows of the stored matrix that embedding lookups read (weight_rows).
@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include "kernels/cpu/quant_linear.h"
 #include "quant/algo/rtn.h"
@@ -150,6 +151,27 @@ TEST(QuantKernels, SimdDequantTilesEqualTheReferenceBitForBit) {
     std::vector<float> got(ref.size());
     quant_kernels(isa).bnb4_dequant(t, 0, 37, got.data());
     EXPECT_EQ(got, ref) << isa_name(isa);
+  }
+}
+
+// A prefill-sized forward forks and splits the outputs into tiles by thread count; every
+// column's sum must come out the same however it was split.
+TEST(QuantKernels, ForkedGemmEqualsOneThreadBitForBit) {
+  const int64_t out = 448, in = 256, n = 64;  // 7.3 M multiply-adds: above the fork threshold
+  const std::vector<float> w = normal_values(out * in, 21), x = normal_values(n * in, 22);
+  const int threads = omp_get_max_threads();
+  for (const char* spec : {"int4 g128 asym", "int3 g64 sym", "nf4 dq"}) {
+    const QuantizedMatrix m = rtn_quantize(w.data(), out, in, parse_quant_spec(spec));
+    const LinearPtr op = make_quant_linear(m, {.isa = best_isa(), .gemm_min_tokens = 1});
+    std::vector<float> one(size_t(n * out)), forked(size_t(n * out));
+    omp_set_num_threads(1);
+    op->forward(x.data(), n, one.data());
+    omp_set_num_threads(3);
+    op->forward(x.data(), n, forked.data());
+    omp_set_num_threads(threads);
+    EXPECT_EQ(forked, one) << spec;
+    const Dense dense = dense_reference(as_stored(m), x, n);
+    expect_near(forked, dense.y, dense, spec);
   }
 }
 

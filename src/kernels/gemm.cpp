@@ -16,7 +16,7 @@
 namespace moeq {
 namespace {
 
-constexpr int64_t kNr = 32;   // columns per panel: two zmm
+constexpr int64_t kNr = kGemmPanelCols;  // two zmm
 constexpr int64_t kMr = 12;   // rows per micro-tile: 24 accumulators
 constexpr int64_t kKc = 512;  // k per packed block (64 KiB of panel)
 

@@ -34,6 +34,10 @@ struct GemmArgs {
   int64_t causal = -1;
 };
 
+// B is packed and multiplied in panels of this many columns; a column's result does not depend on
+// the panel or the call that holds it, only on A, its own weights and k.
+inline constexpr int64_t kGemmPanelCols = 32;
+
 // Runs on the calling thread's OpenMP team when not already inside a parallel region.
 void gemm(const GemmArgs& g);
 

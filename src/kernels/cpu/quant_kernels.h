@@ -1,6 +1,6 @@
 // The quantized matmul kernels of one ISA, as a table, and the one place that picks the table.
 // QuantLinear (quant_linear.h) drives them: gemv = fused dequantize-and-dot for a few tokens;
-// dequant = one cache-sized tile of fp32 weights for cblas_sgemm.
+// dequant = one cache-sized tile of fp32 weights for gemm (kernels/gemm.h).
 #pragma once
 
 #include <cstdint>

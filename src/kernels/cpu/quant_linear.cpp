@@ -3,8 +3,7 @@
 #include <algorithm>
 #include <vector>
 
-#include <cblas.h>
-
+#include "kernels/gemm.h"
 #include "kernels/parallel.h"
 #include "quant/formats/size.h"
 #include "quant/formats/traits.h"
@@ -12,8 +11,14 @@
 namespace moeq {
 namespace {
 
-// A dequantized tile of about this many floats (256 KiB) stays in L2 while sgemm reads it.
+// A dequantized tile of about this many floats (256 KiB) stays in L2 while gemm reads it.
 constexpr int64_t kTileFloats = 64 * 1024;
+// Tiles per thread when forked: a layer of 256 outputs fits one L2 tile, which would leave every
+// other thread idle; two per thread also balance a narrower last tile under the dynamic schedule.
+constexpr int64_t kTilesPerThread = 2;
+// Tile widths are whole panels of gemm and whole kOutPad blocks of the Int layout.
+constexpr int64_t kTileAlign = kGemmPanelCols;
+static_assert(kTileAlign % kOutPad == 0);
 // Below this many multiply-adds (~30 µs on one core) a forward runs on the calling thread only:
 // a decode step of one expert matrix (~10^5) is over before a thread team would have formed.
 constexpr int64_t kParallelMacs = 1 << 20;
@@ -24,10 +29,18 @@ const QuantKernels* pick_kernels(const QuantLinearOptions& options) {
   return &quant_kernels(options.isa.value_or(best_isa()));
 }
 
-// Tile width in units of `align`: as many as fit kTileFloats next to `depth` floats each.
-int64_t tile_width(int64_t depth, int64_t align, int64_t limit) {
-  const int64_t w = std::max<int64_t>(1, kTileFloats / std::max<int64_t>(depth, 1) / align) * align;
-  return std::min(w, (limit + align - 1) / align * align);
+int64_t round_up(int64_t v, int64_t align) { return (v + align - 1) / align * align; }
+
+// Tile width in units of `align`: as many as fit kTileFloats next to `depth` floats each, and,
+// when the forward forks, narrow enough that every thread gets kTilesPerThread tiles. A column's
+// sum does not depend on which tile holds it (gemm.h), so the split never changes results.
+int64_t tile_width(int64_t depth, int64_t align, int64_t limit, bool forked) {
+  int64_t w = std::max<int64_t>(1, kTileFloats / std::max<int64_t>(depth, 1) / align) * align;
+  if (forked) {
+    const int64_t parts = kTilesPerThread * omp_get_max_threads();
+    w = std::min(w, round_up((limit + parts - 1) / parts, align));
+  }
+  return std::min(w, round_up(limit, align));
 }
 
 }  // namespace
@@ -59,16 +72,17 @@ void IntQuantLinear::forward(const float* x, int64_t n, float* y) const {
 
 void IntQuantLinear::gemm(const float* xp, int64_t n, float* y) const {
   const IntLayout& L = layout_;
-  const int64_t width = tile_width(L.in_pad, kOutPad, L.out_pad);
+  const bool worth_it = n * L.in * L.out >= kParallelMacs;
+  const int64_t width = tile_width(L.in_pad, kTileAlign, L.out_pad, worth_it && can_fork());
   const int64_t tiles = (L.out_pad + width - 1) / width;
-  parallel_for(tiles, n * L.in * L.out >= kParallelMacs, Schedule::Dynamic, [&](int64_t k) {
+  parallel_for(tiles, worth_it, Schedule::Dynamic, [&](int64_t k) {
     thread_local std::vector<float> tile;
     const int64_t o0 = k * width, o1 = std::min(o0 + width, L.out_pad), cols = std::min(o1, L.out) - o0;
     if (cols <= 0) return;
     tile.resize(size_t(L.in_pad * (o1 - o0)));
     kernels_->int_dequant(L, o0, o1, tile.data());
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(n), int(cols), int(L.in_pad), 1.0f, xp, int(L.in_pad),
-                tile.data(), int(o1 - o0), 0.0f, y + o0, int(L.out));
+    moeq::gemm({.m = n, .n = cols, .k = L.in_pad, .a = xp, .lda = L.in_pad,
+                .b = {GemmB::Layout::NN, DType::F32, tile.data(), o1 - o0}, .c = y + o0, .ldc = L.out});
   });
 }
 
@@ -121,15 +135,15 @@ void Bnb4QuantLinear::forward(const float* x, int64_t n, float* y) const {
     });
     return;
   }
-  const int64_t height = tile_width(cols, 1, rows);
+  const int64_t height = tile_width(cols, kTileAlign, rows, worth_it && can_fork());
   const int64_t tiles = (rows + height - 1) / height;
   parallel_for(tiles, worth_it, Schedule::Dynamic, [&](int64_t k) {
     thread_local std::vector<float> tile;
     const int64_t r0 = k * height, r1 = std::min(rows, r0 + height);
     tile.resize(size_t((r1 - r0) * cols));
     kernels_->bnb4_dequant(t_, r0, r1, tile.data());
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(r1 - r0), int(cols), 1.0f, x, int(cols),
-                tile.data(), int(cols), 0.0f, y + r0, int(rows));
+    moeq::gemm({.m = n, .n = r1 - r0, .k = cols, .a = x, .lda = cols,
+                .b = {GemmB::Layout::NT, DType::F32, tile.data(), cols}, .c = y + r0, .ldc = rows});
   });
 }
 

@@ -1,6 +1,6 @@
 // LinearOps over quantized weights, one per format family. forward() never materialises the
 // fp32 matrix: for n >= gemm_min_tokens it dequantizes one cache-sized tile of weights at a time
-// into a thread-local buffer and multiplies it with cblas_sgemm; below that (decode) a fused
+// into a thread-local buffer and multiplies it with moeq's gemm; below that (decode) a fused
 // dequantize-and-dot kernel reads the packed codes directly. Kernels: quant_kernels.h.
 #pragma once
 
@@ -19,7 +19,7 @@ namespace moeq {
 
 struct QuantLinearOptions {
   std::optional<Isa> isa;         // which kernels; default best_isa(). Throws if unsupported.
-  int64_t gemm_min_tokens = 16;   // n at or above this takes the tile + sgemm path
+  int64_t gemm_min_tokens = 16;   // n at or above this takes the tile + gemm path
 };
 
 // Int (GPTQ layout): any bits in {2, 3, 4, 8}, group size, sym/asym, act-order g_idx.
