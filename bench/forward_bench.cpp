@@ -3,9 +3,7 @@
 // the perplexity evaluation runs them) and decode tokens/s (128 single-token steps with the KV cache
 // after a short prompt). Usage: forward_bench [SHARED_DIR] [--storage mapped|f32]
 // [--windows-per-batch N] [--batches N] [--decode-reps N] [--models a,b,c]
-#include <algorithm>
 #include <chrono>
-#include <ctime>
 #include <cstdlib>
 #include <string>
 
@@ -13,8 +11,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "decode_speed.h"
 #include "eval/perplexity.h"
-#include "model/generate.h"
 #include "model/model.h"
 
 namespace {
@@ -22,14 +20,9 @@ namespace {
 using moeq::Model;
 using clock_type = std::chrono::steady_clock;
 
-double seconds_since(clock_type::time_point t) { return std::chrono::duration<double>(clock_type::now() - t).count(); }
+using moeq::bench::cpu_seconds;
 
-// CPU time of the whole process (all threads): on a shared machine, wall time alone misleads.
-double cpu_seconds() {
-  timespec t{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
-}
+double seconds_since(clock_type::time_point t) { return std::chrono::duration<double>(clock_type::now() - t).count(); }
 
 nlohmann::json bench_model(const std::filesystem::path& dir, moeq::DenseStorage storage, int64_t windows_per_batch,
                            int64_t batches, int64_t decode_reps) {
@@ -49,28 +42,16 @@ nlohmann::json bench_model(const std::filesystem::path& dir, moeq::DenseStorage 
   moeq::perplexity(*model, std::span(ids).subspan(size_t(per_batch), size_t(batches * per_batch)), popt);
   const double prefill_s = seconds_since(t), prefill_cpu = cpu_seconds() - cpu0;
 
-  moeq::generate(*model, std::span(ids).first(kPrompt), 8);  // warm-up
-  // As llama-bench: several repetitions of the 128 steps; the median is the figure, the spread
-  // says how noisy the machine was.
-  std::vector<double> decode_tps;
-  double decode_cpu = 0.0;
-  for (int64_t rep = 0; rep < decode_reps; ++rep) {
-    const double cpu1 = cpu_seconds();
-    moeq::Generation g = moeq::generate(*model, std::span(ids).first(kPrompt), kDecodeSteps + 1);
-    decode_cpu += cpu_seconds() - cpu1;
-    decode_tps.push_back(double(g.tokens.size() - 1) / g.decode_seconds);
-  }
-  std::vector<double> sorted = decode_tps;
-  std::ranges::sort(sorted);
+  const auto decode = moeq::bench::measure_decode(*model, std::span(ids).first(kPrompt), kDecodeSteps, decode_reps);
   return {{"load_s", load_s},
           {"prefill_tokens", batches * per_batch},
           {"prefill_s", prefill_s},
           {"prefill_tokens_per_s", double(batches * per_batch) / prefill_s},
           {"prefill_cpu_s", prefill_cpu},
           {"decode_steps", kDecodeSteps},
-          {"decode_tokens_per_s", sorted[sorted.size() / 2]},
-          {"decode_tokens_per_s_runs", decode_tps},
-          {"decode_cpu_s_per_run", decode_cpu / double(decode_reps)}};
+          {"decode_tokens_per_s", decode.tokens_per_s},
+          {"decode_tokens_per_s_runs", decode.runs},
+          {"decode_cpu_s_per_run", decode.cpu_seconds_per_run}};
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Quantizes trained checkpoints with a list of recipes and measures what each costs and buys:
-// WikiText-2 and in-domain perplexity (protocol of ../shared/README.md), bytes on disk, bits per
-// weight and quantization time, next to the bf16 original. Prints one JSON document.
+// WikiText-2 and in-domain perplexity (protocol of ../shared/README.md), bytes on disk,
+// quantization time, and speed (prefill tokens/s while scoring WikiText-2, decode tokens/s as
+// llama-bench's tg128), next to the bf16 original. Prints one JSON document.
 //
 //   build/bench/quantize_bench --shared ../shared --models mixtral,qwen2_moe --recipes recipes/gptq-int4.toml
 //       [--windows N] [--work DIR] [--calib-samples N] [--markdown FILE]
@@ -15,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/atomic_file.h"
+#include "decode_speed.h"
 #include "eval/perplexity.h"
 #include "io/tokenizer.h"
 #include "model/model.h"
@@ -46,23 +48,33 @@ json measure(const fs::path& model_dir, const std::vector<int32_t>& wiki, const 
   const auto w = moeq::perplexity(*model, wiki);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const auto d = moeq::perplexity(*model, indomain);
-  return {{"wikitext2_ppl", w.ppl}, {"wikitext2_windows", w.windows}, {"indomain_ppl", d.ppl},
-          {"eval_tokens_per_second", double(w.windows * 512) / seconds}, {"bytes", folder_bytes(model_dir)}};
+  const auto decode = moeq::bench::measure_decode(*model, std::span(wiki).first(16), 128, 5);
+  return {{"wikitext2_ppl", w.ppl},
+          {"wikitext2_windows", w.windows},
+          {"indomain_ppl", d.ppl},
+          {"eval_tokens_per_second", double(w.windows * 512) / seconds},
+          {"decode_tokens_per_second", decode.tokens_per_s},
+          {"decode_tokens_per_second_runs", decode.runs},
+          {"bytes", folder_bytes(model_dir)}};
 }
 
 // One Markdown table: a row per (model, recipe), perplexities with their change from the
-// model's bf16 row, MiB on disk, quantization seconds.
+// model's bf16 row, MiB on disk, quantization seconds, and tokens/s with their ratio to bf16's.
 std::string markdown(const json& rows) {
   std::string out =
-      "| model | recipe | WikiText-2 ppl | Δ | in-domain ppl | Δ | MiB | quantize s |\n|---|---|---|---|---|---|---|---|\n";
+      "| model | recipe | WikiText-2 ppl | Δ | in-domain ppl | Δ | MiB | quantize s | prefill tok/s | decode tok/s |\n"
+      "|---|---|---|---|---|---|---|---|---|---|\n";
   json base;
   for (const json& r : rows) {
     if (r["recipe"] == "bf16") base = r;
-    auto delta = [&](const char* key) { return 100.0 * (r[key].get<double>() / base[key].get<double>() - 1.0); };
-    out += fmt::format("| {} | {} | {:.3f} | {:+.2f}% | {:.3f} | {:+.2f}% | {:.2f} | {:.1f} |\n", r["model"].get<std::string>(),
-                       r["recipe"].get<std::string>(), r["wikitext2_ppl"].get<double>(), delta("wikitext2_ppl"),
-                       r["indomain_ppl"].get<double>(), delta("indomain_ppl"), r["bytes"].get<double>() / (1 << 20),
-                       r.value("quantize_seconds", 0.0));
+    auto ratio = [&](const char* key) { return r[key].get<double>() / base[key].get<double>(); };
+    auto speed = [&](const char* key) { return fmt::format("{:.0f} ({:.2f}×)", r[key].get<double>(), ratio(key)); };
+    out += fmt::format("| {} | {} | {:.3f} | {:+.2f}% | {:.3f} | {:+.2f}% | {:.2f} | {:.1f} | {} | {} |\n",
+                       r["model"].get<std::string>(), r["recipe"].get<std::string>(), r["wikitext2_ppl"].get<double>(),
+                       100.0 * (ratio("wikitext2_ppl") - 1.0), r["indomain_ppl"].get<double>(),
+                       100.0 * (ratio("indomain_ppl") - 1.0), r["bytes"].get<double>() / (1 << 20),
+                       r.value("quantize_seconds", 0.0), speed("eval_tokens_per_second"),
+                       speed("decode_tokens_per_second"));
   }
   return out;
 }
