@@ -11,9 +11,9 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "decode_speed.h"
 #include "eval/perplexity.h"
 #include "model/model.h"
+#include "timing.h"
 
 namespace {
 

@@ -8,7 +8,6 @@
 // Times are CPU seconds of the process (all threads together), not wall time: the machine's
 // 2 cores are shared, and wall time there says more about the neighbours than about this code.
 // Run with OMP_NUM_THREADS=1 to get the cost on one dedicated core.
-#include <ctime>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
@@ -20,16 +19,13 @@
 #include "calib/hessian.h"
 #include "quant/algo/awq.h"
 #include "quant/algo/gptq.h"
+#include "timing.h"
 
 namespace {
 
-double cpu_now() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
-}
+using moeq::bench::cpu_seconds;
 
-double seconds_since(double t0) { return cpu_now() - t0; }
+double seconds_since(double t0) { return cpu_seconds() - t0; }
 
 moeq::Tensor random_tensor(int64_t rows, int64_t cols, uint32_t seed) {
   std::mt19937 rng(seed);
@@ -45,7 +41,7 @@ constexpr int64_t kBatchRows = 2048;
 double time_hessian(int64_t dim, int64_t rows, moeq::Tensor* h_out) {
   const moeq::Tensor batch = random_tensor(kBatchRows, dim, 1);
   moeq::HessianAccumulator acc(dim);
-  const double t0 = cpu_now();
+  const double t0 = cpu_seconds();
   for (int64_t done = 0; done < rows; done += kBatchRows) acc.add(batch.data);
   const double t = seconds_since(t0);
   if (h_out) *h_out = acc.hessian();
@@ -63,13 +59,13 @@ Timing time_linear(int64_t out, int64_t in, int64_t rows) {
   const moeq::Tensor w = random_tensor(out, in, 2);
   const moeq::QuantSpec spec{moeq::QuantFormat::Int, 4, 128, false};
   moeq::gptq_quantize(w, h, spec);  // warm-up: thread pools, page faults
-  double t0 = cpu_now();
+  double t0 = cpu_seconds();
   moeq::gptq_quantize(w, h, spec);
   t.solve_s = seconds_since(t0);
   moeq::GptqOptions opt;
   opt.act_order = true;
   opt.static_groups = true;
-  t0 = cpu_now();
+  t0 = cpu_seconds();
   moeq::gptq_quantize(w, h, spec, opt);
   t.solve_act_order_s = seconds_since(t0);
   return t;
@@ -85,7 +81,7 @@ double time_awq(int64_t out, int64_t in, int count, int64_t rows) {
   for (int i = 0; i < count; ++i) ws.push_back(random_tensor(out, in, 10 + uint32_t(i)));
   std::vector<moeq::AwqLinear> linears;
   for (const moeq::Tensor& w : ws) linears.push_back({&w, &h});
-  const double t0 = cpu_now();
+  const double t0 = cpu_seconds();
   moeq::awq_quantize(linears, acc.mean_abs(), {moeq::QuantFormat::Int, 4, 128, false});
   return seconds_since(t0);
 }

@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <ctime>
 #include <functional>
 #include <random>
 
@@ -16,14 +15,11 @@
 
 #include "kernels/cpu/quant_linear.h"
 #include "quant/algo/rtn.h"
+#include "timing.h"
 
 namespace {
 
-double cpu_seconds() {
-  timespec ts;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
-}
+using moeq::bench::cpu_seconds;
 
 // Best of 5 batches, each repeating fn for at least 20 ms of CPU; CPU seconds per call.
 double time_call(const std::function<void()>& fn) {

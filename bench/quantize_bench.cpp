@@ -16,11 +16,11 @@
 #include <nlohmann/json.hpp>
 
 #include "core/atomic_file.h"
-#include "decode_speed.h"
 #include "eval/perplexity.h"
 #include "io/tokenizer.h"
 #include "model/model.h"
 #include "quant/pipeline/quantize.h"
+#include "timing.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;

@@ -1,4 +1,4 @@
-// Decode speed as llama-bench's tg measures it, shared by the benchmarks that time a model.
+// Timing shared by the benchmarks: process CPU time, and decode speed as llama-bench's tg measures it.
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-#include "decode_speed.h"
+#include "timing.h"
 
 #include <algorithm>
 #include <ctime>
