@@ -145,7 +145,9 @@ InputScaledLinear::InputScaledLinear(LinearPtr inner, std::vector<float> scale) 
 
 void InputScaledLinear::forward(const float* x, int64_t n, float* y) const {
   const int64_t in = in_features();
-  std::vector<float> scaled(size_t(n * in));
+  // Reused across calls: a decode step runs this once per AWQ linear, too often for an allocation.
+  thread_local std::vector<float> scaled;
+  scaled.resize(size_t(n * in));
   for (int64_t r = 0; r < n; ++r)
     for (int64_t c = 0; c < in; ++c) scaled[size_t(r * in + c)] = x[r * in + c] * inv_scale_[size_t(c)];
   inner_->forward(scaled.data(), n, y);
