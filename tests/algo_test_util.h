@@ -85,7 +85,7 @@ inline Tensor reference_rtn(const Tensor& w, const QuantSpec& spec, std::vector<
 }
 
 // ŵ[r][c] = (codes − zeros[r, g_idx[c]]) · scales[r, g_idx[c]], as qtensor.h defines it.
-inline Tensor dequantize(const QuantizedMatrix& q) {
+inline Tensor reference_dequantize(const QuantizedMatrix& q) {
   Tensor out({q.rows, q.cols});
   for (int64_t r = 0; r < q.rows; ++r)
     for (int64_t c = 0; c < q.cols; ++c) {

@@ -138,7 +138,7 @@ TEST(Awq, FoldInputScaleDividesEachColumn) {
   const Tensor w = random_matrix(8, 32, 72);
   const std::vector<AwqLinear> linears = {{&w, &c.h}};
   const AwqResult res = awq_quantize(linears, c.act, {QuantFormat::Int, 4, 32, false});
-  const Tensor deq = dequantize(res.q[0]), folded = fold_input_scale(res.q[0], res.scale);
+  const Tensor deq = reference_dequantize(res.q[0]), folded = fold_input_scale(res.q[0], res.scale);
   for (int64_t r = 0; r < 8; ++r)
     for (int64_t col = 0; col < 32; ++col)
       EXPECT_FLOAT_EQ(folded.data[size_t(r * 32 + col)], deq.data[size_t(r * 32 + col)] / res.scale[size_t(col)]);
@@ -150,10 +150,10 @@ TEST(Awq, DivideRowsScalesEachRowThroughItsQuantizationScales) {
   const Tensor w = random_matrix(6, 64, 73);
   const QuantSpec spec{QuantFormat::Int, 4, 32, false};
   QuantizedMatrix q = rtn_quantize(w.ptr(), w.rows(), w.cols(), spec);
-  const Tensor before = dequantize(q);
+  const Tensor before = reference_dequantize(q);
   const std::vector<float> s = {0.5f, 2.0f, 1.0f, 3.0f, 0.125f, 0.7f};
   ASSERT_TRUE(divide_rows(q, s));
-  const Tensor after = dequantize(q);
+  const Tensor after = reference_dequantize(q);
   for (int64_t r = 0; r < 6; ++r)
     for (int64_t c = 0; c < 64; ++c)
       EXPECT_NEAR(after.data[size_t(r * 64 + c)], before.data[size_t(r * 64 + c)] / s[size_t(r)],

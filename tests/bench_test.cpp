@@ -176,10 +176,10 @@ TEST(BenchRun, DemoModelSmallGridResumes) {
                          "[[row]]\nname = \"u4\"\nfamily = \"uniform\"\nbits = 4\n"
                          "[[row]]\nname = \"t3\"\nstrategy = \"target_bits\"\ntarget_bits = 3\n";
   BenchOptions o;
-  o.model_dir = testing::source_dir() / "models/demo_mixtral";
+  o.model_dir = testing::demo_model();
   o.out_dir = out;
   o.grid = grid.string();
-  o.calib = {testing::source_dir() / "data/calib/demo_calib.txt", 4, 128, 0};
+  o.calib = {testing::demo_calib_text(), 4, 128, 0};
   o.ppl_files = {o.model_dir / "indomain_valid.txt"};
   o.windows = 1;
   EXPECT_TRUE(o.mse);  // range search by default; off here for speed, and the recipes say so

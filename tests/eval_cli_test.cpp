@@ -47,7 +47,7 @@ class EvalCli : public ::testing::Test {
     return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, text.str()};
   }
 
-  fs::path demo() const { return testing::source_dir() / "models/demo_mixtral"; }
+  fs::path demo() const { return testing::demo_model(); }
   fs::path dir_;
 };
 

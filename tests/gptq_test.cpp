@@ -12,7 +12,7 @@ namespace moeq {
 namespace {
 
 using testing::correlated_inputs;
-using testing::dequantize;
+using testing::reference_dequantize;
 using testing::output_error;
 using testing::random_matrix;
 using testing::reference_rtn;
@@ -70,7 +70,7 @@ TEST(Gptq, IdentityHessianReproducesRtnExactly) {
       opt.act_order = act_order;
       const GptqResult res = gptq_quantize(w, identity(96, 3.0f), spec, opt);
       EXPECT_EQ(res.q.codes, rtn_codes) << spec.bits << " bits, g" << spec.group_size;
-      const Tensor deq = dequantize(res.q);
+      const Tensor deq = reference_dequantize(res.q);
       for (size_t i = 0; i < deq.data.size(); ++i) ASSERT_EQ(deq.data[i], rtn.data[i]) << i;
       // And moeq's own RTN (quant/algo/rtn.h), scales and zeros included.
       const QuantizedMatrix moeq_rtn = rtn_quantize(w.ptr(), w.rows(), w.cols(), spec);
@@ -92,7 +92,7 @@ double frobenius2(const Tensor& a, const Tensor& b) {
 // ½ tr(ΔW (H + damp·I) ΔWᵀ) = ‖ΔW Xᵀ‖² / N + damp/2 · ‖ΔW‖², computed here independently from
 // the dequantized result. A wrong g_idx, code order or update breaks the equality.
 void expect_loss_matches_output_error(const GptqResult& res, const Tensor& w, const Tensor& x) {
-  const Tensor w_hat = dequantize(res.q);
+  const Tensor w_hat = reference_dequantize(res.q);
   const double expected = output_error(w, w_hat, x) / double(x.rows()) + 0.5 * res.damp * frobenius2(w, w_hat);
   EXPECT_NEAR(res.loss, expected, 2e-4 * expected);
 }
@@ -111,7 +111,7 @@ TEST(Gptq, BeatsRtnOnCorrelatedInputsByAWideMargin) {
     const QuantSpec spec{QuantFormat::Int, bits, 32, false};
     const double rtn = output_error(w, reference_rtn(w, spec), x);
     const GptqResult res = gptq_quantize(w, h, spec);
-    const double gptq = output_error(w, dequantize(res.q), x);
+    const double gptq = output_error(w, reference_dequantize(res.q), x);
     EXPECT_LT(gptq, 0.25 * rtn) << bits << " bits: rtn " << rtn << ", gptq " << gptq;  // measured ≈ 0.09–0.10
     expect_loss_matches_output_error(res, w, x);
     EXPECT_EQ(res.dead_columns, 0);
@@ -147,7 +147,7 @@ TEST(Gptq, ActOrderGroupIndexIsConsistent) {
       EXPECT_GE(min_in_first, max_elsewhere);
     }
     expect_loss_matches_output_error(res, w, x);
-    EXPECT_LT(output_error(w, dequantize(res.q), x), 0.25 * rtn);
+    EXPECT_LT(output_error(w, reference_dequantize(res.q), x), 0.25 * rtn);
   }
 }
 
@@ -183,7 +183,7 @@ TEST(Gptq, DeadColumnsQuantizeToZero) {
     opt.act_order = act_order;
     const GptqResult res = gptq_quantize(w, hessian_of(x), spec, opt);
     EXPECT_EQ(res.dead_columns, 3);
-    const Tensor w_hat = dequantize(res.q);
+    const Tensor w_hat = reference_dequantize(res.q);
     for (int64_t r = 0; r < 32; ++r)
       for (int c : dead) EXPECT_EQ(w_hat.data[size_t(r * 64 + c)], 0.0f);
     EXPECT_LT(output_error(w, w_hat, x), 0.5 * output_error(w, reference_rtn(w, spec), x));
@@ -204,12 +204,12 @@ TEST(Gptq, RankDeficientHessianNeverGivesNaN) {
     EXPECT_TRUE(std::isfinite(res.loss));
     EXPECT_TRUE(all_finite(res.q));
     EXPECT_GT(res.damp, 0.0f);
-    EXPECT_LT(output_error(w, dequantize(res.q), x), 0.5 * output_error(w, reference_rtn(w, spec), x));
+    EXPECT_LT(output_error(w, reference_dequantize(res.q), x), 0.5 * output_error(w, reference_rtn(w, spec), x));
   }
   // An all-zero Hessian (an expert no calibration token reached): every column is dead.
   const GptqResult empty = gptq_quantize(w, Tensor({128, 128}), spec);
   EXPECT_EQ(empty.dead_columns, 128);
-  for (float v : dequantize(empty.q).data) ASSERT_EQ(v, 0.0f);
+  for (float v : reference_dequantize(empty.q).data) ASSERT_EQ(v, 0.0f);
 }
 
 // All-positive weights (one-signed groups): the zeros stay inside [0, qmax] as qtensor.h
@@ -221,7 +221,7 @@ TEST(Gptq, OneSignedGroupsKeepZerosInRange) {
   const QuantSpec spec{QuantFormat::Int, 3, 32, false};
   const GptqResult res = gptq_quantize(w, hessian_of(x), spec);
   for (float z : res.q.zeros) EXPECT_EQ(z, 0.0f);
-  EXPECT_LT(output_error(w, dequantize(res.q), x), 0.5 * output_error(w, reference_rtn(w, spec), x));
+  EXPECT_LT(output_error(w, reference_dequantize(res.q), x), 0.5 * output_error(w, reference_rtn(w, spec), x));
 }
 
 TEST(Gptq, RejectsBadInputs) {

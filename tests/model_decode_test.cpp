@@ -13,7 +13,7 @@
 namespace moeq {
 namespace {
 
-constexpr float kTol = 1e-4f;
+constexpr float kDecodeTol = 1e-4f;
 
 struct FixtureRun {
   std::unique_ptr<Model> model;
@@ -53,10 +53,10 @@ TEST_P(Decode, TokenByTokenWithCacheMatchesPrefill) {
 
   auto cache = f.model->new_cache(1, f.seq);
   Tensor first = f.model->forward(row.first(prompt), 1, prompt, cache.get());
-  EXPECT_LE(max_diff(first.ptr(), full.ptr(), prompt * v), kTol);
+  EXPECT_LE(max_diff(first.ptr(), full.ptr(), prompt * v), kDecodeTol);
   for (int64_t t = prompt; t < f.seq; ++t) {
     Tensor step = f.model->forward(row.subspan(size_t(t), 1), 1, 1, cache.get());
-    EXPECT_LE(max_diff(step.ptr(), full.ptr() + t * v, v), kTol) << "position " << t;
+    EXPECT_LE(max_diff(step.ptr(), full.ptr() + t * v, v), kDecodeTol) << "position " << t;
   }
   EXPECT_EQ(cache->length(), f.seq);
 }
@@ -78,14 +78,14 @@ TEST_P(Decode, ForkedCacheContinuesEachCopyIndependently) {
   const int64_t tail = f.seq - prompt;
   Tensor ta = f.model->forward(a.subspan(prompt), 1, tail, cache.get());
   Tensor tab = f.model->forward(std::span<const int32_t>(ab).subspan(prompt), 1, tail, &copy);
-  EXPECT_LE(max_diff(ta.ptr(), full_a.ptr() + prompt * v, tail * v), kTol);
-  EXPECT_LE(max_diff(tab.ptr(), full_ab.ptr() + prompt * v, tail * v), kTol);
+  EXPECT_LE(max_diff(ta.ptr(), full_a.ptr() + prompt * v, tail * v), kDecodeTol);
+  EXPECT_LE(max_diff(tab.ptr(), full_ab.ptr() + prompt * v, tail * v), kDecodeTol);
 
   std::vector<int32_t> tails(a.begin() + prompt, a.end());
   tails.insert(tails.end(), ab.begin() + prompt, ab.end());
   Tensor tb = f.model->forward(tails, 2, tail, &both);
-  EXPECT_LE(max_diff(tb.ptr(), ta.ptr(), tail * v), kTol);
-  EXPECT_LE(max_diff(tb.ptr() + tail * v, tab.ptr(), tail * v), kTol);
+  EXPECT_LE(max_diff(tb.ptr(), ta.ptr(), tail * v), kDecodeTol);
+  EXPECT_LE(max_diff(tb.ptr() + tail * v, tab.ptr(), tail * v), kDecodeTol);
 }
 
 TEST_P(Decode, BatchOfTwoEqualsTwoSingleRuns) {
@@ -94,8 +94,8 @@ TEST_P(Decode, BatchOfTwoEqualsTwoSingleRuns) {
   Tensor both = f.model->forward(f.ids, 2, f.seq);
   Tensor first = f.model->forward(std::span<const int32_t>(f.ids).first(size_t(f.seq)), 1, f.seq);
   Tensor second = f.model->forward(std::span<const int32_t>(f.ids).subspan(size_t(f.seq)), 1, f.seq);
-  EXPECT_LE(max_diff(both.ptr(), first.ptr(), n), kTol);
-  EXPECT_LE(max_diff(both.ptr() + n, second.ptr(), n), kTol);
+  EXPECT_LE(max_diff(both.ptr(), first.ptr(), n), kDecodeTol);
+  EXPECT_LE(max_diff(both.ptr() + n, second.ptr(), n), kDecodeTol);
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Decode,

@@ -11,8 +11,6 @@
 namespace moeq {
 namespace {
 
-std::filesystem::path fixture(const std::string& name) { return testing::shared_dir() / "fixtures" / name; }
-
 std::map<TensorRole, int> count_roles(const std::vector<LinearSlot>& slots) {
   std::map<TensorRole, int> n;
   for (const auto& s : slots) ++n[s.role];
@@ -20,8 +18,8 @@ std::map<TensorRole, int> count_roles(const std::vector<LinearSlot>& slots) {
 }
 
 TEST(Linears, MixtralSlotsAreCheckpointTensors) {
-  auto model = Model::load(fixture("mixtral"));
-  Checkpoint ck = Checkpoint::open(fixture("mixtral"));
+  auto model = Model::load(testing::fixture_dir("mixtral"));
+  Checkpoint ck = Checkpoint::open(testing::fixture_dir("mixtral"));
   auto slots = model->linears();
   // Per layer: q, k, v, o, router, 8 experts × 3; plus the embedding and lm_head.
   ASSERT_EQ(slots.size(), size_t(3 * (4 + 1 + 24) + 2));
@@ -42,13 +40,13 @@ TEST(Linears, MixtralSlotsAreCheckpointTensors) {
 }
 
 TEST(Linears, RolesOfSharedDenseAndMlaLayers) {
-  auto q2 = Model::load(fixture("qwen2_moe"));
+  auto q2 = Model::load(testing::fixture_dir("qwen2_moe"));
   auto roles = count_roles(q2->linears());
   EXPECT_EQ(roles[TensorRole::DenseMlp], 3);          // layer 0
   EXPECT_EQ(roles[TensorRole::SharedExpert], 2 * 3);  // layers 1, 2
   EXPECT_EQ(roles[TensorRole::SharedExpertGate], 2);
-  auto v3 = Model::load(fixture("deepseek_v3"));
-  Checkpoint ck = Checkpoint::open(fixture("deepseek_v3"));
+  auto v3 = Model::load(testing::fixture_dir("deepseek_v3"));
+  Checkpoint ck = Checkpoint::open(testing::fixture_dir("deepseek_v3"));
   int attention = 0;
   for (const auto& s : v3->linears()) {
     EXPECT_TRUE(ck.contains(s.name)) << s.name;
@@ -58,7 +56,7 @@ TEST(Linears, RolesOfSharedDenseAndMlaLayers) {
 }
 
 TEST(Linears, GraniteFusedExpertsAreNamedSlices) {
-  auto model = Model::load(fixture("granitemoe"));
+  auto model = Model::load(testing::fixture_dir("granitemoe"));
   std::vector<std::string> names;
   for (const auto& s : model->linears())
     if (s.role == TensorRole::RoutedExpert && s.layer == 1 && s.expert == 5) names.push_back(s.name);
@@ -87,7 +85,7 @@ class Counting final : public LinearOp {
 };
 
 TEST(Linears, WrappedOpsSeeEveryTokenRoutedToThem) {
-  auto model = Model::load(fixture("olmoe"));
+  auto model = Model::load(testing::fixture_dir("olmoe"));
   std::vector<int64_t> expert_rows(8, 0);
   int64_t router_rows = 0;
   for (auto& s : model->linears()) {
@@ -116,7 +114,7 @@ namespace {
 // The loader's roles agree with arch/tensor_roles' reading of the same names.
 TEST(Linears, RolesAgreeWithTensorRoleClassifier) {
   for (auto name : {"mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek_v2", "deepseek_v3", "granitemoe", "phimoe"}) {
-    auto model = Model::load(fixture(name));
+    auto model = Model::load(testing::fixture_dir(name));
     for (const auto& s : model->linears()) {
       const std::string tensor = s.name.substr(0, s.name.find('['));
       TensorInfo info = classify_tensor(tensor);

@@ -14,9 +14,7 @@
 namespace moeq {
 namespace {
 
-constexpr float kTol = 1e-4f;
-
-std::filesystem::path fixture(const std::string& name) { return testing::shared_dir() / "fixtures" / name; }
+constexpr float kParityTol = 1e-4f;
 
 std::vector<int32_t> read_ids(const Checkpoint& ref) {
   const TensorView& t = ref.get("input_ids");
@@ -35,7 +33,7 @@ float max_abs_diff(const float* a, const Tensor& ref) {
 class Parity : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(Parity, HiddenStatesRouterLogitsAndLogitsMatchTransformers) {
-  const auto dir = fixture(GetParam());
+  const auto dir = testing::fixture_dir(GetParam());
   // The fixtures' references come from a model built in bf16 and upcast with .float().
   auto model = Model::load(dir, {.rope_in_config_dtype = true});
   Checkpoint ref = Checkpoint::open(dir / "reference.safetensors");
@@ -47,7 +45,7 @@ TEST_P(Parity, HiddenStatesRouterLogitsAndLogitsMatchTransformers) {
   auto check = [&](const std::string& name, const float* ours) {
     const float d = max_abs_diff(ours, ref.get(name).to_f32());
     report += fmt::format(" {}={:.2e}", name, d);
-    EXPECT_LE(d, kTol) << GetParam() << " " << name;
+    EXPECT_LE(d, kParityTol) << GetParam() << " " << name;
   };
 
   Tensor hidden = model->embed(ids);

@@ -29,9 +29,9 @@ namespace {
 namespace fs = std::filesystem;
 using analysis::ModelStats;
 
-fs::path demo_model() { return testing::source_dir() / "models/demo_mixtral"; }
+using testing::demo_model;
 
-CalibOptions demo_calib() { return {testing::source_dir() / "data/calib/demo_calib.txt", 8, 128, 0}; }
+CalibOptions demo_calib_options() { return {testing::demo_calib_text(), 8, 128, 0}; }
 
 struct Measured {
   ModelStats stats;
@@ -44,7 +44,7 @@ const Measured& demo_measured() {
     Measured out;
     auto model = Model::load(demo_model());
     const Tokenizer tok = Tokenizer::load(demo_model() / "tokenizer.json");
-    out.stats = analysis::collect_model_stats(*model, load_calibration(tok, demo_calib()), {}, &out.hessians);
+    out.stats = analysis::collect_model_stats(*model, load_calibration(tok, demo_calib_options()), {}, &out.hessians);
     return out;
   }();
   return m;
@@ -56,7 +56,7 @@ void check_RoutingAndBlockScoresMatchASequenceAtATimeRun() {
   const ModelStats& s = demo_stats();
   auto model = Model::load(demo_model());
   const Tokenizer tok = Tokenizer::load(demo_model() / "tokenizer.json");
-  const CalibSet calib = load_calibration(tok, demo_calib());
+  const CalibSet calib = load_calibration(tok, demo_calib_options());
   ASSERT_EQ(s.tokens, 8 * 128);
   ASSERT_EQ(s.routing.size(), 4u);
   // One sequence at a time, so batching cannot hide a bookkeeping error.
@@ -174,7 +174,7 @@ void check_StoredHessiansAndBlockErrorsGiveTheMeasuredLosses() {
   // at GPTQ int3, against the unquantized block.
   auto model = Model::load(demo_model());
   const Tokenizer tok = Tokenizer::load(demo_model() / "tokenizer.json");
-  const CalibSet calib = load_calibration(tok, demo_calib());
+  const CalibSet calib = load_calibration(tok, demo_calib_options());
   Tensor h = model->embed(calib.ids);
   model->run_block(0, h, 8, 128);
   std::vector<LinearSlot> slots = model->linears();
@@ -233,7 +233,7 @@ void check_OutputKlOfABlock() {
   const Checkpoint ck = Checkpoint::open(demo_model());
   auto model = Model::load(demo_model());
   const Tokenizer tok = Tokenizer::load(demo_model() / "tokenizer.json");
-  const CalibSet calib = load_calibration(tok, demo_calib());
+  const CalibSet calib = load_calibration(tok, demo_calib_options());
   const Tensor reference = model->forward(calib.ids, 8, 128);
   std::vector<LinearSlot> slots = model->linears();
   std::vector<LinearPtr> dense(slots.size());

@@ -11,11 +11,9 @@
 namespace moeq {
 namespace {
 
-std::filesystem::path model_dir(const std::string& name) { return testing::shared_dir() / "models" / name; }
-
 TEST(Perplexity, WindowsAndNllMatchDirectComputation) {
-  auto model = Model::load(model_dir("demo_mixtral"));
-  auto ids = read_ids_int32(model_dir("demo_mixtral") / "reference" / "wikitext2_test.ids.int32");
+  auto model = Model::load(testing::shared_model("demo_mixtral"));
+  auto ids = read_ids_int32(testing::shared_model("demo_mixtral") / "reference" / "wikitext2_test.ids.int32");
   ids.resize(3 * 64 + 10);  // three windows and a dropped tail
   PerplexityResult r = perplexity(*model, ids, {.window = 64, .windows_per_batch = 2});
   EXPECT_EQ(r.windows, 3);
@@ -46,7 +44,7 @@ TEST(Perplexity, RejectsOddIdFiles) {
 
 // Full WikiText-2 test set: 812 windows of 512.
 void expect_reference_perplexity(const std::string& name) {
-  const auto dir = model_dir(name);
+  const auto dir = testing::shared_model(name);
   auto model = Model::load(dir);
   auto ids = read_ids_int32(dir / "reference" / "wikitext2_test.ids.int32");
   PerplexityResult r = perplexity(*model, ids);

@@ -36,8 +36,7 @@ namespace {
 namespace fs = std::filesystem;
 using testing::hessian_of;
 
-fs::path demo_model() { return testing::source_dir() / "models/demo_mixtral"; }
-fs::path demo_calib() { return testing::source_dir() / "data/calib/demo_calib.txt"; }
+using testing::demo_model;
 
 fs::path scratch(const std::string& name) {
   fs::path dir = fs::temp_directory_path() / ("moeq-quantize-test-" + name);
@@ -58,7 +57,7 @@ QuantizeOptions options(const fs::path& model, const fs::path& recipe, const fs:
   o.model_dir = model;
   o.recipe_file = recipe;
   o.out_dir = out;
-  o.calib_file = demo_calib();
+  o.calib_file = testing::demo_calib_text();
   o.calib_samples = 16;
   o.calib_seqlen = 128;
   return o;
@@ -299,7 +298,7 @@ struct Block0 {
 Block0 demo_block0() {
   auto model = Model::load(demo_model());
   const Tokenizer tok = Tokenizer::load(demo_model() / "tokenizer.json");
-  const CalibSet calib = load_calibration(tok, {demo_calib(), 16, 128, 0});
+  const CalibSet calib = load_calibration(tok, {testing::demo_calib_text(), 16, 128, 0});
   std::vector<LinearSlot> slots = model->linears();
   const auto router = std::find_if(slots.begin(), slots.end(), [](const LinearSlot& s) { return s.role == TensorRole::Router; });
   EXPECT_NE(router, slots.end());
@@ -444,7 +443,7 @@ TEST(QuantizePipeline, LmHeadGptqAndAwqCalibrateOnTheFinalNormsOutput) {
   quantize_model(awq_run);
 
   auto model = Model::load(model_dir);
-  const CalibSet calib = load_calibration(Tokenizer::load(model_dir / "tokenizer.json"), {demo_calib(), 16, 128, 0});
+  const CalibSet calib = load_calibration(Tokenizer::load(model_dir / "tokenizer.json"), {testing::demo_calib_text(), 16, 128, 0});
   Tensor hidden = model->embed(calib.ids);
   for (int64_t layer = 0; layer < model->num_layers(); ++layer) model->run_block(int(layer), hidden, 16, 128);
   model->final_norm(hidden);

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <string_view>
 
 #include <gtest/gtest.h>
 
@@ -20,5 +21,14 @@ inline std::filesystem::path shared_dir() {
 }
 
 inline std::filesystem::path source_dir() { return MOEQ_SOURCE_DIR; }
+
+// A tiny random model of ../shared/fixtures with its transformers reference outputs.
+inline std::filesystem::path fixture_dir(std::string_view name) { return shared_dir() / "fixtures" / name; }
+// A trained checkpoint of ../shared/models with its reference/ folder.
+inline std::filesystem::path shared_model(std::string_view name) { return shared_dir() / "models" / name; }
+
+// The trained demo model and calibration text that ship with the repository (scripts/demo.sh).
+inline std::filesystem::path demo_model() { return source_dir() / "models/demo_mixtral"; }
+inline std::filesystem::path demo_calib_text() { return source_dir() / "data/calib/demo_calib.txt"; }
 
 }  // namespace moeq::testing

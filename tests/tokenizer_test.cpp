@@ -17,9 +17,7 @@ namespace {
 
 using testing::read_file;
 
-std::filesystem::path model_dir(std::string_view name) { return testing::shared_dir() / "models" / name; }
-
-Tokenizer load_model_tokenizer(std::string_view name) { return Tokenizer::load(model_dir(name) / "tokenizer.json"); }
+Tokenizer load_model_tokenizer(std::string_view name) { return Tokenizer::load(testing::shared_model(name) / "tokenizer.json"); }
 
 std::string wikitext2_test() { return read_file(testing::shared_dir() / "data/eval/wikitext2/wiki.test.raw"); }
 
@@ -40,7 +38,7 @@ TEST_P(TokenizerParity, WikiText2TestMatchesReferenceIds) {
   const auto start = std::chrono::steady_clock::now();
   const std::vector<int32_t> ids = tokenizer.encode(text);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const std::vector<int32_t> expected = testing::read_ids(model_dir(model) / "reference/wikitext2_test.ids.int32");
+  const std::vector<int32_t> expected = testing::read_ids(testing::shared_model(model) / "reference/wikitext2_test.ids.int32");
   ASSERT_EQ(expected.size(), 416156u);
   EXPECT_EQ(ids.size(), expected.size());
   EXPECT_EQ(first_difference(ids, expected), expected.size()) << "first id that differs";
@@ -54,7 +52,7 @@ TEST_P(TokenizerParity, WikiText2TestMatchesReferenceIds) {
 TEST_P(TokenizerParity, EdgeCasesMatchReference) {
   const std::string_view model = GetParam();
   const Tokenizer tokenizer = load_model_tokenizer(model);
-  const auto cases = nlohmann::json::parse(read_file(model_dir(model) / "reference/tokenizer_cases.json"));
+  const auto cases = nlohmann::json::parse(read_file(testing::shared_model(model) / "reference/tokenizer_cases.json"));
   ASSERT_EQ(cases.size(), 20u);
   for (const auto& c : cases) {
     const std::string text = c.at("text").get<std::string>();
@@ -66,7 +64,7 @@ INSTANTIATE_TEST_SUITE_P(Models, TokenizerParity, ::testing::Values("mixtral", "
 
 TEST(TokenizerByteLevel, DecodingWikiText2IdsGivesTheTextBack) {
   const Tokenizer tokenizer = load_model_tokenizer("mixtral");
-  const std::vector<int32_t> ids = testing::read_ids(model_dir("mixtral") / "reference/wikitext2_test.ids.int32");
+  const std::vector<int32_t> ids = testing::read_ids(testing::shared_model("mixtral") / "reference/wikitext2_test.ids.int32");
   EXPECT_TRUE(tokenizer.decode(ids) == wikitext2_test());
 }
 
@@ -129,13 +127,13 @@ TEST(TokenizerByteLevel, RejectsInvalidUtf8Input) {
 
 // Merges may be stored as "a b" strings (older files) or as [a, b] pairs; both mean the same.
 TEST(TokenizerByteLevel, MergesAsStringsEqualMergesAsPairs) {
-  auto json = nlohmann::json::parse(read_file(model_dir("mixtral") / "tokenizer.json"));
+  auto json = nlohmann::json::parse(read_file(testing::shared_model("mixtral") / "tokenizer.json"));
   for (auto& merge : json["model"]["merges"]) merge = merge[0].get<std::string>() + " " + merge[1].get<std::string>();
   const testing::ScratchDir dir("tokenizer_string_merges");
   testing::write_file(dir.path() / "tokenizer.json", json.dump());
   const Tokenizer from_strings = Tokenizer::load(dir.path() / "tokenizer.json");
   const Tokenizer from_pairs = load_model_tokenizer("mixtral");
-  const auto cases = nlohmann::json::parse(read_file(model_dir("mixtral") / "reference/tokenizer_cases.json"));
+  const auto cases = nlohmann::json::parse(read_file(testing::shared_model("mixtral") / "reference/tokenizer_cases.json"));
   for (const auto& c : cases) {
     const std::string text = c.at("text").get<std::string>();
     EXPECT_EQ(from_strings.encode(text), c.at("ids").get<std::vector<int32_t>>()) << text;
