@@ -14,7 +14,7 @@ namespace {
 using nlohmann::json;
 
 ModelConfig fixture_config(const std::string& name) {
-  return load_config(testing::shared_dir() / "fixtures" / name / "config.json");
+  return load_config(testing::fixture_dir(name) / "config.json");
 }
 
 // The message of the moeq::Error that parse_config throws for j.
@@ -100,7 +100,7 @@ TEST(Config, GraniteMultipliersAndPhimoeLayerNorm) {
 }
 
 TEST(Config, DemoModelTiesEmbeddings) {
-  ModelConfig c = load_config(testing::shared_dir() / "models" / "demo_mixtral");
+  ModelConfig c = load_config(testing::shared_model("demo_mixtral"));
   EXPECT_TRUE(c.tie_word_embeddings);
   EXPECT_EQ(c.head_dim, 128 / 4);
 }

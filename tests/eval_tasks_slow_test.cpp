@@ -129,7 +129,7 @@ void expect_explained_by_router_tie(Model& model, const TextEncoder& encode, con
 class TasksSlow : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(TasksSlow, MatchTransformersPerExample) {
-  const auto model_dir = testing::shared_dir() / "models" / GetParam();
+  const auto model_dir = testing::shared_model(GetParam());
   std::ifstream in(model_dir / "reference/reference.per_example.json");
   const nlohmann::json reference = nlohmann::json::parse(in);
   std::ifstream summary_in(model_dir / "reference/reference.json");

@@ -8,7 +8,7 @@
 namespace moeq {
 namespace {
 
-std::unique_ptr<Model> demo() { return Model::load(testing::shared_dir() / "models" / "demo_mixtral"); }
+std::unique_ptr<Model> demo() { return Model::load(testing::shared_model("demo_mixtral")); }
 
 TEST(Generate, GreedyTokensAreArgmaxOfAFullRerun) {
   auto model = demo();

@@ -22,7 +22,7 @@ struct FixtureRun {
 };
 
 FixtureRun open_fixture(const std::string& name) {
-  const auto dir = testing::shared_dir() / "fixtures" / name;
+  const auto dir = testing::fixture_dir(name);
   FixtureRun f;
   f.model = Model::load(dir);
   Checkpoint ref = Checkpoint::open(dir / "reference.safetensors");

@@ -25,7 +25,7 @@ json load_json(const fs::path& file) {
 }
 
 TEST(ModelSummary, TrainedMixtralRolesFromConfigArithmetic) {
-  const fs::path dir = testing::shared_dir() / "models" / "mixtral";
+  const fs::path dir = testing::shared_model("mixtral");
   const json c = load_json(dir / "config.json");
   const int64_t V = c["vocab_size"], H = c["hidden_size"], L = c["num_hidden_layers"], F = c["intermediate_size"];
   const int64_t E = c["num_local_experts"], K = c["num_experts_per_tok"];
@@ -60,7 +60,7 @@ TEST(ModelSummary, TrainedMixtralRolesFromConfigArithmetic) {
 
 // Shared expert with sigmoid gate, qkv biases, and a dense first layer (mlp_only_layers = [0]).
 TEST(ModelSummary, TrainedQwen2MoeRolesFromConfigArithmetic) {
-  const fs::path dir = testing::shared_dir() / "models" / "qwen2_moe";
+  const fs::path dir = testing::shared_model("qwen2_moe");
   const json c = load_json(dir / "config.json");
   const int64_t V = c["vocab_size"], H = c["hidden_size"], L = c["num_hidden_layers"];
   const int64_t E = c["num_experts"], F = c["moe_intermediate_size"], FS = c["shared_expert_intermediate_size"];
@@ -81,7 +81,7 @@ TEST(ModelSummary, TrainedQwen2MoeRolesFromConfigArithmetic) {
 
 // MLA attention (low-rank q and kv), router correction bias, shared experts, dense first layer.
 TEST(ModelSummary, DeepseekV3FixtureRolesFromConfigArithmetic) {
-  const fs::path dir = testing::shared_dir() / "fixtures" / "deepseek_v3";
+  const fs::path dir = testing::fixture_dir("deepseek_v3");
   const json c = load_json(dir / "config.json");
   const int64_t H = c["hidden_size"], L = c["num_hidden_layers"], heads = c["num_attention_heads"];
   const int64_t q_rank = c["q_lora_rank"], kv_rank = c["kv_lora_rank"], rope = c["qk_rope_head_dim"];
@@ -118,7 +118,7 @@ TEST(ModelSummary, FixtureTotalsMatchTransformers) {
 }
 
 TEST(ModelSummary, CliJson) {
-  const fs::path dir = testing::shared_dir() / "models" / "demo_mixtral";
+  const fs::path dir = testing::shared_model("demo_mixtral");
   const std::string cmd = fmt::format("{}/moeq info {} --json", MOEQ_BINARY_DIR, dir.string());
   std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
   ASSERT_TRUE(pipe);

@@ -72,7 +72,7 @@ std::vector<std::byte> bf16_bytes(const std::vector<float>& v) {
 // Facts about shared/models/mixtral/model.safetensors computed with python's json + struct
 // (independent of this parser): raw bf16 bits at the header's offsets, sums in float64.
 TEST(Safetensors, TrainedMixtralMatchesIndependentParser) {
-  const Checkpoint ck = Checkpoint::open(testing::shared_dir() / "models" / "mixtral");
+  const Checkpoint ck = Checkpoint::open(testing::shared_model("mixtral"));
   EXPECT_EQ(ck.tensors().size(), 251u);
   int64_t numel = 0;
   for (const auto& [name, v] : ck.tensors()) {
@@ -198,7 +198,7 @@ TEST_F(SafetensorsFiles, BrokenFilesNameFileAndField) {
 
 // Splits the mixtral fixture into two shards + index, as transformers' save_pretrained would.
 TEST_F(SafetensorsFiles, ShardedCheckpointEqualsSingleFile) {
-  const Checkpoint whole = Checkpoint::open(testing::shared_dir() / "fixtures" / "mixtral" / "model.safetensors");
+  const Checkpoint whole = Checkpoint::open(testing::fixture_dir("mixtral") / "model.safetensors");
   std::vector<TensorToWrite> shard[2];
   nlohmann::json index = {{"metadata", {{"total_size", 0}}}, {"weight_map", nlohmann::json::object()}};
   int i = 0;
