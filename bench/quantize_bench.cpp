@@ -42,13 +42,18 @@ uint64_t folder_bytes(const fs::path& dir) {
   return total;
 }
 
+// Decode timing as forward_bench's (llama-bench's tg128): median of kDecodeRuns runs of
+// kDecodeSteps greedy steps after the first kDecodePrompt WikiText-2 ids.
+constexpr int64_t kDecodePrompt = 16, kDecodeSteps = 128, kDecodeRuns = 5;
+
 json measure(const fs::path& model_dir, const std::vector<int32_t>& wiki, const std::vector<int32_t>& indomain) {
   auto model = moeq::Model::load(model_dir);
   const auto t0 = std::chrono::steady_clock::now();
   const auto w = moeq::perplexity(*model, wiki);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const auto d = moeq::perplexity(*model, indomain);
-  const auto decode = moeq::bench::measure_decode(*model, std::span(wiki).first(16), 128, 5);
+  const auto prompt = std::span(wiki).first(kDecodePrompt);
+  const auto decode = moeq::bench::measure_decode(*model, prompt, kDecodeSteps, kDecodeRuns);
   return {{"wikitext2_ppl", w.ppl},
           {"wikitext2_windows", w.windows},
           {"indomain_ppl", d.ppl},
