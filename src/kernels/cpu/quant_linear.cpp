@@ -29,14 +29,16 @@ const QuantKernels* pick_kernels(const QuantLinearOptions& options) {
   return &quant_kernels(options.isa.value_or(best_isa()));
 }
 
+bool worth_forking(int64_t n, int64_t in, int64_t out) { return n * in * out >= kParallelMacs; }
+
 int64_t round_up(int64_t v, int64_t align) { return (v + align - 1) / align * align; }
 
 // Tile width in units of `align`: as many as fit kTileFloats next to `depth` floats each, and,
 // when the forward forks, narrow enough that every thread gets kTilesPerThread tiles. A column's
 // sum does not depend on which tile holds it (gemm.h), so the split never changes results.
-int64_t tile_width(int64_t depth, int64_t align, int64_t limit, bool forked) {
+int64_t tile_width(int64_t depth, int64_t align, int64_t limit, bool worth_it) {
   int64_t w = std::max<int64_t>(1, kTileFloats / std::max<int64_t>(depth, 1) / align) * align;
-  if (forked) {
+  if (worth_it && can_fork()) {
     const int64_t parts = kTilesPerThread * omp_get_max_threads();
     w = std::min(w, round_up((limit + parts - 1) / parts, align));
   }
@@ -72,8 +74,8 @@ void IntQuantLinear::forward(const float* x, int64_t n, float* y) const {
 
 void IntQuantLinear::gemm(const float* xp, int64_t n, float* y) const {
   const IntLayout& L = layout_;
-  const bool worth_it = n * L.in * L.out >= kParallelMacs;
-  const int64_t width = tile_width(L.in_pad, kTileAlign, L.out_pad, worth_it && can_fork());
+  const bool worth_it = worth_forking(n, L.in, L.out);
+  const int64_t width = tile_width(L.in_pad, kTileAlign, L.out_pad, worth_it);
   const int64_t tiles = (L.out_pad + width - 1) / width;
   parallel_for(tiles, worth_it, Schedule::Dynamic, [&](int64_t k) {
     thread_local std::vector<float> tile;
@@ -98,7 +100,7 @@ void IntQuantLinear::gemv(const float* xp, int64_t n, float* y) const {
   const int64_t items = (L.out_pad + kGemvOuts - 1) / kGemvOuts;
   const float* sums = xsum.data();
   float* yp = ypad.data();
-  parallel_for(items, n * L.in * L.out >= kParallelMacs, Schedule::Static, [&](int64_t k) {
+  parallel_for(items, worth_forking(n, L.in, L.out), Schedule::Static, [&](int64_t k) {
     kernels_->int_gemv(L, xp, sums, n, k * kGemvOuts, std::min(L.out_pad, (k + 1) * kGemvOuts), yp, L.out_pad);
   });
   for (int64_t t = 0; t < n; ++t) std::copy_n(yp + t * L.out_pad, L.out, y + t * L.out);
@@ -127,7 +129,7 @@ size_t Bnb4QuantLinear::storage_bytes() const { return size_t(quant_size(t_.spec
 
 void Bnb4QuantLinear::forward(const float* x, int64_t n, float* y) const {
   const int64_t rows = t_.rows, cols = t_.cols;
-  const bool worth_it = n * rows * cols >= kParallelMacs;
+  const bool worth_it = worth_forking(n, cols, rows);
   if (n < gemm_min_tokens_) {
     const int64_t items = (rows + kGemvRows - 1) / kGemvRows;
     parallel_for(items, worth_it, Schedule::Static, [&](int64_t k) {
@@ -135,7 +137,7 @@ void Bnb4QuantLinear::forward(const float* x, int64_t n, float* y) const {
     });
     return;
   }
-  const int64_t height = tile_width(cols, kTileAlign, rows, worth_it && can_fork());
+  const int64_t height = tile_width(cols, kTileAlign, rows, worth_it);
   const int64_t tiles = (rows + height - 1) / height;
   parallel_for(tiles, worth_it, Schedule::Dynamic, [&](int64_t k) {
     thread_local std::vector<float> tile;
