@@ -417,5 +417,27 @@ TEST(PlanUnits, MatchQwen2MoeModel) {
   EXPECT_EQ(total, 25171968);  // "25.2 M" in shared/README.md
 }
 
+// Every recipe shipped in recipes/ resolves against each trained model (every rule matches a
+// tensor, no warning) and leaves its routers 16-bit.
+TEST(Recipe, ShippedRecipesResolveOnTrainedModels) {
+  std::vector<std::filesystem::path> recipes;
+  for (const auto& f : std::filesystem::directory_iterator(moeq::testing::source_dir() / "recipes"))
+    if (f.path().extension() == ".toml") recipes.push_back(f.path());
+  ASSERT_GE(recipes.size(), 14u);
+  for (const char* name : {"mixtral", "qwen2_moe", "qwen3_moe"}) {
+    auto model = Model::load(moeq::testing::shared_model(name));
+    std::vector<QuantUnit> units;
+    for (const LinearSlot& slot : model->linears()) units.push_back(unit_of(slot));
+    for (const auto& file : recipes) {
+      const std::string label = fmt::format("{} on {}", file.filename().string(), name);
+      QuantPlan plan;
+      ASSERT_NO_THROW(plan = resolve(load_recipe(file), units)) << label;
+      EXPECT_EQ(plan.warnings, std::vector<std::string>{}) << label;
+      for (const PlanEntry& e : plan.entries)
+        EXPECT_FALSE(e.unit.role == TensorRole::Router && e.action.quantizes()) << label << ": " << e.unit.name;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace moeq::plan
