@@ -425,9 +425,7 @@ TEST(Recipe, ShippedRecipesResolveOnTrainedModels) {
     if (f.path().extension() == ".toml") recipes.push_back(f.path());
   ASSERT_GE(recipes.size(), 14u);
   for (const char* name : {"mixtral", "qwen2_moe", "qwen3_moe"}) {
-    auto model = Model::load(moeq::testing::shared_model(name));
-    std::vector<QuantUnit> units;
-    for (const LinearSlot& slot : model->linears()) units.push_back(unit_of(slot));
+    const std::vector<QuantUnit> units = units_of(Model::load(moeq::testing::shared_model(name))->linears());
     for (const auto& file : recipes) {
       const std::string label = fmt::format("{} on {}", file.filename().string(), name);
       QuantPlan plan;

@@ -78,7 +78,7 @@ class Collector {
     const auto start = std::chrono::steady_clock::now();
     stats_.candidates = o_.candidates();
     stats_.tokens = calib_.samples * calib_.seqlen;
-    for (const LinearSlot& s : slots_) stats_.units.push_back(plan::unit_of(s));
+    stats_.units = plan::units_of(slots_);
     stats_.per_unit.resize(slots_.size());
     Tensor hidden = model_.embed(calib_.ids);
     for (int layer = 0; layer < int(model_.num_layers()); ++layer) {

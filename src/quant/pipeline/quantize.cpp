@@ -96,9 +96,7 @@ class QuantizeJob {
 
  private:
   void resolve_plan() {
-    std::vector<plan::QuantUnit> units;
-    for (const LinearSlot& s : slots_) units.push_back(plan::unit_of(s));
-    plan_ = plan::resolve(recipe_, units);
+    plan_ = plan::resolve(recipe_, plan::units_of(slots_));
     fmt::print(stderr, "{}", plan_.summary());  // plan::resolve printed the warnings
     for (const plan::PlanEntry& e : plan_.entries) {
       if (!e.action.quantizes()) continue;

@@ -48,6 +48,13 @@ QuantUnit unit_of(const LinearSlot& slot) {
           op.in_features()};
 }
 
+std::vector<QuantUnit> units_of(std::span<const LinearSlot> slots) {
+  std::vector<QuantUnit> units;
+  units.reserve(slots.size());
+  for (const LinearSlot& s : slots) units.push_back(unit_of(s));
+  return units;
+}
+
 QuantAction QuantAction::int_bits(QuantMethod method, int bits, int group_size, bool symmetric) {
   QuantSpec spec;
   spec.format = QuantFormat::Int;

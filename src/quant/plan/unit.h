@@ -4,8 +4,10 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "arch/tensor_roles.h"
 #include "model/model.h"
@@ -28,6 +30,8 @@ struct QuantUnit {
 
 // A LinearSlot of a loaded model as a unit (shape read from its op).
 QuantUnit unit_of(const LinearSlot& slot);
+// Every slot as a unit, in the slots' order.
+std::vector<QuantUnit> units_of(std::span<const LinearSlot> slots);
 
 enum class QuantMethod : uint8_t { None, Rtn, Gptq, Awq };  // None: keep the tensor 16-bit
 
