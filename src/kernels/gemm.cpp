@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/int_math.h"
 #include "kernels/parallel.h"
 
 namespace moeq {
@@ -127,7 +128,7 @@ void gemm(const GemmArgs& g) {
     gemm_blas(g);
     return;
   }
-  const int64_t panels = (g.n + kNr - 1) / kNr;
+  const int64_t panels = ceil_div(g.n, kNr);
   // A fork/join costs microseconds on a quiet machine and far more on a busy one: only products
   // of a few million multiply-adds or more are split.
   parallel_for(panels, g.m * g.n * g.k >= (1 << 22), Schedule::Static, [&](int64_t p) {

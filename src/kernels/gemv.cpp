@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include "core/dtype.h"
+#include "core/int_math.h"
 #include "kernels/parallel.h"
 
 namespace moeq {
@@ -79,7 +80,7 @@ void gemv(const GemvArgs& a, const W* w) {
   // A fork/join costs a few microseconds on an idle machine: worth it from ~64K weights (a decode
   // step of the small trained models runs ~90 such matrices). One contiguous slice per thread
   // (run one after another when not forked: the same rows, the same sums).
-  const int64_t parts = omp_get_max_threads(), chunk = (a.rows + parts - 1) / parts;
+  const int64_t parts = omp_get_max_threads(), chunk = ceil_div(a.rows, parts);
   parallel_for(parts, a.rows * a.cols >= (1 << 16), Schedule::Static, [&](int64_t part) {
     const int64_t r0 = std::min(a.rows, part * chunk), r1 = std::min(a.rows, r0 + chunk);
     gemv_rows_avx512(a, w, r0, r1);

@@ -1,11 +1,13 @@
 #include "quant/qtensor.h"
 
+#include <algorithm>
 #include <charconv>
 #include <sstream>
 
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/int_math.h"
 
 namespace moeq {
 namespace {
@@ -75,5 +77,11 @@ bool operator==(const QuantSpec& a, const QuantSpec& b) {
   if (a.format != b.format || a.bits != b.bits || a.group_size != b.group_size) return false;
   return a.format == QuantFormat::Int ? a.symmetric == b.symmetric : a.double_quant == b.double_quant;
 }
+
+int64_t group_width(const QuantSpec& spec, int64_t cols) {
+  return spec.group_size == 0 ? cols : std::min<int64_t>(spec.group_size, cols);
+}
+
+int64_t group_count(const QuantSpec& spec, int64_t cols) { return ceil_div(cols, group_width(spec, cols)); }
 
 }  // namespace moeq

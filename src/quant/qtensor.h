@@ -35,6 +35,11 @@ QuantSpec parse_quant_spec(const std::string& text);
 std::string to_string(const QuantSpec& spec);
 bool operator==(const QuantSpec& a, const QuantSpec& b);
 
+// Columns per group of a row of `cols` weights (the whole row when per-channel, at most cols) and
+// groups per row (the last one partial when the group size does not divide cols).
+int64_t group_width(const QuantSpec& spec, int64_t cols);
+int64_t group_count(const QuantSpec& spec, int64_t cols);
+
 // Quantized weights, unpacked. Rows are output features, columns input features.
 // Int:     ŵ[r][c] = (codes[r*cols + c] − zeros[r*n_groups + g]) · scales[r*n_groups + g],
 //          with g = g_idx[c] (g_idx.size() == cols; g_idx[c] == c / group_size unless act-order

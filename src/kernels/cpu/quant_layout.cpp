@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "core/dtype.h"
+#include "core/int_math.h"
 #include "quant/formats/traits.h"
 
 namespace moeq {
@@ -22,7 +23,7 @@ IntLayout make_int_layout(const QuantizedMatrix& m) {
   L.bits = traits.bits;
   L.out = m.rows;
   L.in = m.cols;
-  L.out_pad = (m.rows + kOutPad - 1) / kOutPad * kOutPad;
+  L.out_pad = round_up(m.rows, kOutPad);
   L.n_groups = m.n_groups;
 
   // Columns by group (stable), each group padded to whole 32-code units.
@@ -33,7 +34,7 @@ IntLayout make_int_layout(const QuantizedMatrix& m) {
   for (size_t k = 0, g = 0; g < size_t(m.n_groups); ++g) {
     const size_t begin = k;
     while (k < order.size() && m.g_idx[size_t(order[k])] == int32_t(g)) ++k;
-    const int64_t width = (int64_t(k - begin) + kUnitCodes - 1) / kUnitCodes * kUnitCodes;
+    const int64_t width = round_up(int64_t(k - begin), kUnitCodes);
     L.group_start[g + 1] = L.group_start[g] + width;
     L.src_col.insert(L.src_col.end(), order.begin() + int64_t(begin), order.begin() + int64_t(k));
     L.src_col.resize(size_t(L.group_start[g + 1]), -1);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "core/int_math.h"
 #include "kernels/gemm.h"
 #include "kernels/parallel.h"
 #include "quant/formats/size.h"
@@ -31,8 +32,6 @@ const QuantKernels* pick_kernels(const QuantLinearOptions& options) {
 
 bool worth_forking(int64_t n, int64_t in, int64_t out) { return n * in * out >= kParallelMacs; }
 
-int64_t round_up(int64_t v, int64_t align) { return (v + align - 1) / align * align; }
-
 // Tile width in units of `align`: as many as fit kTileFloats next to `depth` floats each, and,
 // when the forward forks, narrow enough that every thread gets kTilesPerThread tiles. A column's
 // sum does not depend on which tile holds it (gemm.h), so the split never changes results.
@@ -40,7 +39,7 @@ int64_t tile_width(int64_t depth, int64_t align, int64_t limit, bool worth_it) {
   int64_t w = std::max<int64_t>(1, kTileFloats / std::max<int64_t>(depth, 1) / align) * align;
   if (worth_it && can_fork()) {
     const int64_t parts = kTilesPerThread * omp_get_max_threads();
-    w = std::min(w, round_up((limit + parts - 1) / parts, align));
+    w = std::min(w, round_up(ceil_div(limit, parts), align));
   }
   return std::min(w, round_up(limit, align));
 }
@@ -76,7 +75,7 @@ void IntQuantLinear::gemm(const float* xp, int64_t n, float* y) const {
   const IntLayout& L = layout_;
   const bool worth_it = worth_forking(n, L.in, L.out);
   const int64_t width = tile_width(L.in_pad, kTileAlign, L.out_pad, worth_it);
-  const int64_t tiles = (L.out_pad + width - 1) / width;
+  const int64_t tiles = ceil_div(L.out_pad, width);
   parallel_for(tiles, worth_it, Schedule::Dynamic, [&](int64_t k) {
     thread_local std::vector<float> tile;
     const int64_t o0 = k * width, o1 = std::min(o0 + width, L.out_pad), cols = std::min(o1, L.out) - o0;
@@ -97,7 +96,7 @@ void IntQuantLinear::gemv(const float* xp, int64_t n, float* y) const {
       for (int64_t i = L.group_start[size_t(g)]; i < L.group_start[size_t(g + 1)]; ++i)
         xsum[size_t(t * L.n_groups + g)] += xp[t * L.in_pad + i];
   ypad.resize(size_t(n * L.out_pad));
-  const int64_t items = (L.out_pad + kGemvOuts - 1) / kGemvOuts;
+  const int64_t items = ceil_div(L.out_pad, kGemvOuts);
   const float* sums = xsum.data();
   float* yp = ypad.data();
   parallel_for(items, worth_forking(n, L.in, L.out), Schedule::Static, [&](int64_t k) {
@@ -131,14 +130,14 @@ void Bnb4QuantLinear::forward(const float* x, int64_t n, float* y) const {
   const int64_t rows = t_.rows, cols = t_.cols;
   const bool worth_it = worth_forking(n, cols, rows);
   if (n < gemm_min_tokens_) {
-    const int64_t items = (rows + kGemvRows - 1) / kGemvRows;
+    const int64_t items = ceil_div(rows, kGemvRows);
     parallel_for(items, worth_it, Schedule::Static, [&](int64_t k) {
       kernels_->bnb4_gemv(t_, x, n, k * kGemvRows, std::min(rows, (k + 1) * kGemvRows), y, rows);
     });
     return;
   }
   const int64_t height = tile_width(cols, kTileAlign, rows, worth_it);
-  const int64_t tiles = (rows + height - 1) / height;
+  const int64_t tiles = ceil_div(rows, height);
   parallel_for(tiles, worth_it, Schedule::Dynamic, [&](int64_t k) {
     thread_local std::vector<float> tile;
     const int64_t r0 = k * height, r1 = std::min(rows, r0 + height);

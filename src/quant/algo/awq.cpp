@@ -20,8 +20,7 @@ struct Groups {
 };
 
 Groups groups_of(const QuantSpec& spec, int64_t cols) {
-  const int64_t size = spec.group_size == 0 ? cols : std::min<int64_t>(spec.group_size, cols);
-  return {size, (cols + size - 1) / size};
+  return {group_width(spec, cols), group_count(spec, cols)};
 }
 
 // Quantizes n weights as one group after clamping them to [f·min, f·max] (f = 1: no clipping).

@@ -97,8 +97,8 @@ struct GroupLayout {
 
 GroupLayout make_layout(const QuantSpec& spec, const GptqOptions& opt, int64_t cols) {
   GroupLayout g{};
-  g.size = spec.group_size == 0 ? cols : std::min<int64_t>(spec.group_size, cols);
-  g.count = (cols + g.size - 1) / g.size;
+  g.size = group_width(spec, cols);
+  g.count = group_count(spec, cols);
   g.upfront = spec.group_size == 0 || opt.static_groups;
   g.block = opt.block_size;
   // Params computed on entering a group must see every update from earlier columns, so a group

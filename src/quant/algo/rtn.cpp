@@ -15,8 +15,8 @@ QuantizedMatrix rtn_quantize(const float* w, int64_t rows, int64_t cols, const Q
   m.spec = spec;
   m.rows = rows;
   m.cols = cols;
-  const int64_t g = spec.group_size == 0 ? cols : spec.group_size;
-  m.n_groups = (cols + g - 1) / g;
+  const int64_t g = group_width(spec, cols);
+  m.n_groups = group_count(spec, cols);
   m.codes.resize(size_t(rows * cols));
   m.scales.resize(size_t(rows * m.n_groups));
   m.zeros.resize(size_t(rows * m.n_groups));

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/int_math.h"
 #include "quant/formats/blocks.h"
 #include "quant/formats/traits.h"
 
@@ -51,7 +52,7 @@ uint8_t nearest_sorted(const std::vector<float>& code, float x) {
 // to [−1, 1], nearest code.
 void quantize_blockwise(const std::vector<float>& x, const std::vector<float>& code, int64_t blocksize,
                         std::vector<uint8_t>& q, std::vector<float>& absmax) {
-  const int64_t n = int64_t(x.size()), blocks = (n + blocksize - 1) / blocksize;
+  const int64_t n = int64_t(x.size()), blocks = ceil_div(n, blocksize);
   q.assign(size_t(n), 0);
   absmax.assign(size_t(blocks), 0.0f);
   for (int64_t b = 0; b < blocks; ++b) {

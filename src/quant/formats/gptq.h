@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/int_math.h"
 #include "quant/qtensor.h"
 
 namespace moeq {
@@ -15,6 +16,10 @@ namespace moeq {
 // represent zero == 0 — a value asymmetric quantization produces for any group whose minimum is
 // (close to) zero. moeq's own files therefore store the zero itself (GPTQModel's "v2" format) and
 // say so in their format version; MinusOne exists to read and write v1 checkpoints.
+// int32 words that hold n values of `bits` bits packed GPTQ's way: n padded to a multiple of 32
+// (32 values of b bits fill b words exactly).
+constexpr int64_t gptq_packed_rows(int64_t n, int bits) { return ceil_div(n, 32) * bits; }
+
 enum class GptqZeros : uint8_t { Stored, MinusOne };
 
 struct GptqTensors {
@@ -28,11 +33,9 @@ struct GptqTensors {
 
   // in and out are padded to multiples of 32 with zero bits; with in % 32 == out % 32 == 0 (what
   // GPTQ kernels require) these are exactly GPTQ's in·bits/32 and out·bits/32.
-  int64_t qweight_rows() const { return (in_features + 31) / 32 * spec.bits; }
-  int64_t qzeros_cols() const { return (out_features + 31) / 32 * spec.bits; }
-  int64_t n_groups() const {
-    return spec.group_size == 0 ? 1 : (in_features + spec.group_size - 1) / spec.group_size;
-  }
+  int64_t qweight_rows() const { return gptq_packed_rows(in_features, spec.bits); }
+  int64_t qzeros_cols() const { return gptq_packed_rows(out_features, spec.bits); }
+  int64_t n_groups() const { return group_count(spec, in_features); }
 };
 
 // Packs an Int QuantizedMatrix. Scales are rounded to fp16 (GPTQ's dtype); codes, zeros and g_idx

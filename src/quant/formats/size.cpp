@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "quant/formats/blocks.h"
+#include "quant/formats/gptq.h"
 #include "quant/formats/traits.h"
 
 namespace moeq {
@@ -10,9 +11,9 @@ QuantSize quant_size(const QuantSpec& spec, int64_t rows, int64_t cols) {
   const FormatTraits& t = format_traits(spec);
   QuantSize s;
   if (t.family == QuantFormat::Int) {
-    const int64_t groups = spec.group_size == 0 ? 1 : (cols + spec.group_size - 1) / spec.group_size;
-    s.payload = (cols + 31) / 32 * t.bits * rows * 4;
-    s.zeros = groups * ((rows + 31) / 32 * t.bits) * 4;
+    const int64_t groups = group_count(spec, cols);
+    s.payload = gptq_packed_rows(cols, t.bits) * rows * 4;
+    s.zeros = groups * gptq_packed_rows(rows, t.bits) * 4;
     s.scales = groups * rows * 2;
     s.index = cols * 4;
     return s;
@@ -22,7 +23,7 @@ QuantSize quant_size(const QuantSpec& spec, int64_t rows, int64_t cols) {
   s.payload = rows * cols / 2;
   s.tables = 16 * 4;
   if (spec.double_quant) {
-    s.scales = blocks + (blocks + kBnbNestedBlock - 1) / kBnbNestedBlock * 4 + 4;
+    s.scales = blocks + ceil_div(blocks, kBnbNestedBlock) * 4 + 4;
     s.tables += 256 * 4;
   } else {
     s.scales = blocks * 4;

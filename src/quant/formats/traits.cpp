@@ -109,13 +109,12 @@ void check_quantized_matrix(const QuantizedMatrix& m, std::string_view what) {
   const FormatTraits& t = format_traits(m.spec);
   const bool is_int = t.family == QuantFormat::Int;
   const int64_t g = m.spec.group_size;
-  const int64_t expect_groups = is_int && g == 0 ? 1 : (m.cols + g - 1) / std::max<int64_t>(g, 1);
   if (m.rows <= 0 || m.cols <= 0) fail("{}: empty quantized matrix ({} x {})", what, m.rows, m.cols);
   if (!is_int && (g != kBnbBlock || m.cols % kBnbBlock != 0))
     fail("{}: {} needs group_size 64 and in_features % 64 == 0, got g{} and {}", what, t.name, g, m.cols);
   if (is_int && g != 0 && g != 32 && g != 64 && g != 128)
     fail("{}: group_size {} is not one of 0, 32, 64, 128", what, g);
-  if (m.n_groups != expect_groups)
+  if (m.n_groups != group_count(m.spec, m.cols))
     fail("{}: n_groups {} does not fit {} columns at group size {}", what, m.n_groups, m.cols, g);
   const size_t n = size_t(m.rows * m.cols), ng = size_t(m.rows * m.n_groups);
   if (m.codes.size() != n || m.scales.size() != ng || m.g_idx.size() != size_t(m.cols) ||
