@@ -155,7 +155,7 @@ GptqResult gptq_from_store(const Measured& m, const Checkpoint& ck, size_t i, si
   const ModelStats& s = m.stats;
   const plan::PlanEntry e{s.units[i], s.candidates[c], 0};
   return gptq_quantize(ck.get(s.units[i].name).to_f32(), m.hessians.get(Key::key(s.units[i])),
-                       effective_spec(e, IndivisibleGroups::PerChannel), gptq_options(analysis::SensitivityOptions{}.gptq));
+                       effective_spec(e, IndivisibleGroups::PerChannel), gptq_options(analysis::SensitivityOptions{}.gptq, e.unit.role));
 }
 
 void check_StoredHessiansAndBlockErrorsGiveTheMeasuredLosses() {

@@ -176,6 +176,40 @@ TEST(QuantizePipeline, GptqBeatsRtnAtThreeBitsOnTheDemoModel) {
   EXPECT_LT(gptq, rtn) << "base " << base << " rtn " << rtn << " gptq " << gptq;
 }
 
+// [gptq] mse_skip turns the range search off for the roles it names only. Layer 0's attention
+// reads the same inputs in every run: with attention skipped it is quantized as with mse = false
+// and not as with the search on; the experts after it then read those same inputs, and their
+// codes differ from mse = false's because the search still ran for them.
+TEST(QuantizePipeline, MseSkipTurnsTheRangeSearchOffForTheNamedRolesOnly) {
+  const std::string rule = std::string("[[rule]]\nmethod = \"gptq\"\nbits = 4\n") + kExperts;
+  auto run = [&](const std::string& name, const std::string& gptq) {
+    const fs::path out = scratch(name);
+    quantize_model(options(demo_model(), write_recipe(name, "[gptq]\n" + gptq + "\n" + rule), out));
+    return out;
+  };
+  const fs::path on = run("mse-on", "mse = true"), off = run("mse-off", "mse = false"),
+                 skip = run("mse-skip", "mse_skip = [\"attention\"]");
+  const Checkpoint a = Checkpoint::open(on), b = Checkpoint::open(off), c = Checkpoint::open(skip);
+  auto bytes = [](const Checkpoint& ck, const std::string& name) {
+    const TensorView& t = ck.get(name);
+    return std::vector<std::byte>(t.data, t.data + t.nbytes);
+  };
+  const std::string layer = "model.layers.0.";
+  for (const char* proj : {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"}) {
+    const std::string scales = layer + proj + ".scales";
+    EXPECT_EQ(bytes(c, scales), bytes(b, scales)) << scales;
+    EXPECT_EQ(bytes(c, layer + proj + ".qweight"), bytes(b, layer + proj + ".qweight")) << proj;
+    EXPECT_NE(bytes(c, scales), bytes(a, scales)) << scales;
+  }
+  int differ = 0;
+  for (int e = 0; e < 8; ++e)
+    for (const char* w : {"w1", "w2", "w3"}) {
+      const std::string name = fmt::format("{}block_sparse_moe.experts.{}.{}.scales", layer, e, w);
+      differ += bytes(c, name) != bytes(b, name);
+    }
+  EXPECT_GT(differ, 12) << "the search should change most of the 24 expert linears' scales";
+}
+
 // AWQ searches one input scale for the linears that read one input and share a spec, and stores
 // it once, in fp16, named by their manifest entries: q/k/v share it at one bit-width; with K and
 // V at 8 bits beside Q at 3, K and V share theirs and Q has its own; an expert's gate (w1) and up
@@ -370,7 +404,7 @@ TEST(QuantizePipeline, UnderCalibratedExpertsFollowThePolicy) {
   for (const auto& [proj, h] : {std::pair{"w1", &h_in}, std::pair{"w3", &h_in}, std::pair{"w2", &h_down}}) {
     const std::string name = expert + proj + ".weight";
     const Tensor w = ck.get(name).to_f32();
-    const std::vector<float> gptq = dequantize(gptq_quantize(w, *h, spec, gptq_options({})).q);
+    const std::vector<float> gptq = dequantize(gptq_quantize(w, *h, spec, gptq_options({}, TensorRole::RoutedExpert)).q);
     const std::vector<float> rtn = dequantize(rtn_quantize(w.ptr(), w.rows(), w.cols(), spec));
     // GPTQ is sensitive to the last bits of H (summed in another order here): nearly all equal.
     EXPECT_GT(share_equal(all_out, name, gptq), 0.99) << name;
@@ -418,7 +452,7 @@ group_size = 64
   const std::string name = "model.layers.0.block_sparse_moe.experts.0.w1.weight";
   const Tensor w = Checkpoint::open(demo_model()).get(name).to_f32();
   const QuantSpec spec = parse_quant_spec("int4 g64 asym");
-  auto gptq = [&](const Tensor& h) { return dequantize(gptq_quantize(w, h, spec, gptq_options({})).q); };
+  auto gptq = [&](const Tensor& h) { return dequantize(gptq_quantize(w, h, spec, gptq_options({}, TensorRole::RoutedExpert)).q); };
   const std::vector<float> weighted = gptq(hessian_of(rows, d, weights)), plain = gptq(hessian_of(rows, d));
   EXPECT_GT(share_equal(out, name, weighted), 0.99);
   EXPECT_LT(share_equal(out, name, plain), 0.97) << "the weights must change GPTQ's result";
@@ -456,7 +490,7 @@ TEST(QuantizePipeline, LmHeadGptqAndAwqCalibrateOnTheFinalNormsOutput) {
 
   const Tensor w = Checkpoint::open(model_dir).get("lm_head.weight").to_f32();
   const QuantSpec spec = parse_quant_spec("int4 g32 asym");
-  const std::vector<float> gptq = dequantize(gptq_quantize(w, h, spec, gptq_options({})).q);
+  const std::vector<float> gptq = dequantize(gptq_quantize(w, h, spec, gptq_options({}, TensorRole::LmHead)).q);
   const AwqLinear linear{&w, &h};
   const AwqResult awq_result = awq_quantize({&linear, 1}, act_mean_abs, spec, awq_options({}));
   const std::vector<float> awq = fold_input_scale(awq_result.q.front(), awq_result.scale).data;

@@ -41,6 +41,7 @@ damp_percent = 0.05
 block_size = 64
 act_order = true
 static_groups = true
+mse_skip = ["attention", "lm_head"]
 
 [awq]
 n_grid = 10
@@ -99,7 +100,12 @@ TEST(Recipe, ParsesEveryField) {
   EXPECT_EQ(r.source, "full.toml");
   EXPECT_EQ(r.description, "attention 4-bit, experts 2-bit");
   EXPECT_EQ(r.settings.calibration, (CalibrationSettings{64, 256, 7, "calib.txt", true}));
-  EXPECT_EQ(r.settings.gptq, (GptqSettings{0.05, 64, true, true}));
+  EXPECT_EQ(r.settings.gptq, (GptqSettings{0.05, 64, true, true, true, {TensorRole::Attention, TensorRole::LmHead}}));
+  EXPECT_FALSE(r.settings.gptq.searches_range(TensorRole::Attention));
+  EXPECT_TRUE(r.settings.gptq.searches_range(TensorRole::RoutedExpert));
+  GptqSettings no_search;
+  no_search.mse = false;
+  EXPECT_FALSE(no_search.searches_range(TensorRole::RoutedExpert));
   EXPECT_EQ(r.settings.awq, (AwqSettings{10, false, false, AwqExpertScale::PerLayer}));
   EXPECT_EQ(r.settings.under_calibrated, (UnderCalibratedSettings{UnderCalibratedPolicy::Rtn, 16}));
   ASSERT_EQ(r.rules.size(), 3u);
@@ -172,6 +178,7 @@ TEST(Recipe, RejectsBadRulesAndSettings) {
   EXPECT_EQ(parse_error("calibration = 5\n"), "r.toml: field 'calibration' must be a table ([calibration])");
   EXPECT_EQ(parse_error("version = 2\n"), "r.toml: field 'version' = 2 (this moeq reads recipe version 1)");
   EXPECT_EQ(parse_error("[gptq]\ndamp_percent = 1.5\n"), "r.toml: [gptq]: field 'damp_percent' = 1.5 must be in [0, 1)");
+  EXPECT_EQ(parse_error("[gptq]\nmse_skip = [\"attn\"]\n").rfind("r.toml: [gptq]: field 'mse_skip' = 'attn'", 0), 0u);
   EXPECT_EQ(parse_error("[calibration]\nsamples = 0\n"), "r.toml: [calibration]: field 'samples' = 0 must be at least 1");
   EXPECT_EQ(parse_error("[under_calibrated]\npolicy = \"skip\"\n"),
             "r.toml: [under_calibrated]: field 'policy' = 'skip' (expected all_tokens or rtn)");

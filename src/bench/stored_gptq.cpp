@@ -13,7 +13,6 @@ void quantize_from_store(Model& model, const plan::QuantPlan& plan, const analys
   std::vector<LinearSlot> slots = model.linears();
   if (slots.size() != plan.entries.size() || slots.size() != stats.units.size())
     fail("bench: the plan has {} entries for {} linears", plan.entries.size(), slots.size());
-  const GptqOptions gptq = gptq_options(plan.settings.gptq);
   if (plan.settings.calibration.routing_weighted)
     fail("bench: [calibration] routing_weighted needs the sequential pipeline (--sequential); the stored Hessians "
          "are unweighted");
@@ -33,7 +32,7 @@ void quantize_from_store(Model& model, const plan::QuantPlan& plan, const analys
         const bool few = e.unit.role == TensorRole::RoutedExpert && stats.per_unit[i].tokens < analysis::kMinExpertTokens;
         const std::string key = analysis::HessianStore::key(
             e.unit, few ? analysis::HessianStore::Tokens::AllOfLayer : analysis::HessianStore::Tokens::Routed);
-        q = gptq_quantize(w, hessians.get(key), spec, gptq).q;
+        q = gptq_quantize(w, hessians.get(key), spec, gptq_options(plan.settings.gptq, e.unit.role)).q;
         break;
       }
       default: fail("bench: '{}': {} needs the sequential pipeline (--sequential)", e.unit.name, describe(e.action));

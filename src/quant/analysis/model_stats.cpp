@@ -41,7 +41,7 @@ GptqResult quantize_candidate(const Tensor& w, const Tensor& h, const plan::Plan
                               const SensitivityOptions& o) {
   const QuantSpec spec = effective_spec(entry, o.indivisible);
   if (entry.action.method == plan::QuantMethod::Gptq) {
-    return gptq_quantize(w, h, spec, gptq_options(o.gptq));
+    return gptq_quantize(w, h, spec, gptq_options(o.gptq, entry.unit.role));
   }
   GptqResult r;
   r.q = rtn_quantize(w.ptr(), w.rows(), w.cols(), spec);

@@ -25,6 +25,12 @@ json action_json(const plan::QuantAction& a) {
           {"symmetric", a.spec.symmetric}};
 }
 
+json role_names(const std::vector<TensorRole>& roles) {
+  json names = json::array();
+  for (TensorRole role : roles) names.push_back(role_name(role));
+  return names;
+}
+
 plan::QuantAction action_from(const json& j, const std::string& where) {
   plan::QuantMethod method;
   if (!plan::parse_method(field<std::string>(j, "method", where), method))
@@ -44,7 +50,8 @@ json request_key(const StatsRequest& r) {
            {{"file", r.calib.file.string()}, {"samples", r.calib.samples}, {"seqlen", r.calib.seqlen}, {"seed", r.calib.seed}}},
           {"candidates", candidates},
           {"gptq", {{"damp_percent", s.gptq.damp_percent}, {"block_size", s.gptq.block_size},
-                    {"act_order", s.gptq.act_order}, {"static_groups", s.gptq.static_groups}, {"mse", s.gptq.mse}}},
+                    {"act_order", s.gptq.act_order}, {"static_groups", s.gptq.static_groups}, {"mse", s.gptq.mse},
+                    {"mse_skip", role_names(s.gptq.mse_skip)}}},
           {"indivisible", int(s.indivisible)},
           {"version", 4}};  // 2: losses scaled to block output error; 3: and to output KL; 4: lm_head Hessian stored
 }

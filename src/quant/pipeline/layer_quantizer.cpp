@@ -230,7 +230,7 @@ class LayerQuantizer {
     UnitResult r{slot.name, "rtn", spec, rec ? rec->stats().tokens() : -1, 0.0, {}, {}};
     QuantizedMatrix q;
     if (rec && entry(i).action.method == QuantMethod::Gptq && !under_calibrated(*rec, i)) {
-      q = run_gptq(w, rec->stats().hessian(), spec, r);
+      q = run_gptq(i, w, rec->stats().hessian(), spec, r);
     } else if (rec && under_calibrated(*rec, i)) {
       q = quantize_under_calibrated(i, w, spec, all_tokens, r);
     } else {
@@ -239,8 +239,8 @@ class LayerQuantizer {
     install(i, std::move(q), {}, r);
   }
 
-  QuantizedMatrix run_gptq(const Tensor& w, const Tensor& hessian, const QuantSpec& spec, UnitResult& r) {
-    GptqResult res = gptq_quantize(w, hessian, spec, gptq_options(job_.settings->gptq));
+  QuantizedMatrix run_gptq(size_t i, const Tensor& w, const Tensor& hessian, const QuantSpec& spec, UnitResult& r) {
+    GptqResult res = gptq_quantize(w, hessian, spec, gptq_options(job_.settings->gptq, entry(i).unit.role));
     r.method = "gptq";
     r.loss = res.loss;
     return std::move(res.q);
@@ -260,7 +260,7 @@ class LayerQuantizer {
     }
     result_.warnings.push_back(fmt::format("{}: {}, calibrated on all {} tokens of the layer", slot.name, why,
                                            all_tokens->tokens()));
-    QuantizedMatrix q = run_gptq(w, all_tokens->hessian(), spec, r);
+    QuantizedMatrix q = run_gptq(i, w, all_tokens->hessian(), spec, r);
     r.method = "gptq (all tokens)";
     return q;
   }
@@ -358,9 +358,9 @@ class LayerQuantizer {
 
 }  // namespace
 
-GptqOptions gptq_options(const plan::GptqSettings& g) {
+GptqOptions gptq_options(const plan::GptqSettings& g, TensorRole role) {
   return {float(g.damp_percent), int(g.block_size), g.act_order, g.static_groups,
-          g.mse ? std::optional<RangeSearch>(RangeSearch{}) : std::nullopt};
+          g.searches_range(role) ? std::optional<RangeSearch>(RangeSearch{}) : std::nullopt};
 }
 
 AwqOptions awq_options(const plan::AwqSettings& a) {

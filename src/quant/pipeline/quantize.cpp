@@ -265,7 +265,7 @@ class QuantizeJob {
     switch (e.action.method) {
       case plan::QuantMethod::Gptq: {
         const Tensor h = lm_head_inputs(*model_, hidden_).hessian();
-        return quantized_linear_tensors(name, gptq_quantize(w, h, spec, gptq_options(recipe_.settings.gptq)).q);
+        return quantized_linear_tensors(name, gptq_quantize(w, h, spec, gptq_options(recipe_.settings.gptq, e.unit.role)).q);
       }
       case plan::QuantMethod::Awq: {
         const HessianAccumulator inputs = lm_head_inputs(*model_, hidden_);

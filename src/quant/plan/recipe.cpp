@@ -54,6 +54,19 @@ std::vector<std::string> get_strings(const toml::table& table, std::string_view 
   return out;
 }
 
+// A role name, or an array of them.
+std::vector<TensorRole> get_roles(const toml::table& table, std::string_view key, const std::string& where) {
+  std::vector<TensorRole> roles;
+  for (const std::string& name : get_strings(table, key, where)) {
+    TensorRole role;
+    if (!parse_role(name, role))
+      fail("{}: field '{}' = '{}' (expected attention, router, routed_expert, shared_expert, "
+           "shared_expert_gate, dense_mlp, embedding, lm_head, norm or other)", where, key, name);
+    roles.push_back(role);
+  }
+  return roles;
+}
+
 // "4" or "4-7" → [lo, hi].
 bool parse_range(std::string_view text, int& lo, int& hi) {
   auto number = [](std::string_view s, int& out) {
@@ -135,13 +148,7 @@ Rule parse_rule(const toml::table& table, const std::string& where) {
               "group_size", "symmetric", "double_quant"});
   Rule rule;
   rule.note = toml_field<std::string>(table, "note", where).value_or("");
-  for (const std::string& name : get_strings(table, "role", where)) {
-    TensorRole role;
-    if (!parse_role(name, role))
-      fail("{}: field 'role' = '{}' (expected attention, router, routed_expert, shared_expert, "
-           "shared_expert_gate, dense_mlp, embedding, lm_head, norm or other)", where, name);
-    rule.select.roles.push_back(role);
-  }
+  rule.select.roles = get_roles(table, "role", where);
   rule.select.layers = get_indices(table, "layers", where);
   rule.select.experts = get_indices(table, "experts", where);
   rule.select.projections = get_strings(table, "projection", where);
@@ -175,7 +182,7 @@ void parse_settings(const toml::table& root, const std::string& source, RecipeSe
   s.calibration.routing_weighted =
       toml_field<bool>(calib, "routing_weighted", calib_at).value_or(s.calibration.routing_weighted);
 
-  auto [gptq, gptq_at] = section(root, "gptq", source, {"damp_percent", "block_size", "act_order", "static_groups", "mse"});
+  auto [gptq, gptq_at] = section(root, "gptq", source, {"damp_percent", "block_size", "act_order", "static_groups", "mse", "mse_skip"});
   s.gptq.damp_percent = toml_field<double>(gptq, "damp_percent", gptq_at).value_or(s.gptq.damp_percent);
   if (!(s.gptq.damp_percent >= 0 && s.gptq.damp_percent < 1))
     fail("{}: field 'damp_percent' = {} must be in [0, 1)", gptq_at, s.gptq.damp_percent);
@@ -183,6 +190,7 @@ void parse_settings(const toml::table& root, const std::string& source, RecipeSe
   s.gptq.act_order = toml_field<bool>(gptq, "act_order", gptq_at).value_or(s.gptq.act_order);
   s.gptq.static_groups = toml_field<bool>(gptq, "static_groups", gptq_at).value_or(s.gptq.static_groups);
   s.gptq.mse = toml_field<bool>(gptq, "mse", gptq_at).value_or(s.gptq.mse);
+  s.gptq.mse_skip = get_roles(gptq, "mse_skip", gptq_at);
 
   auto [awq, awq_at] = section(root, "awq", source, {"n_grid", "duo_scaling", "clip", "expert_scale"});
   s.awq.n_grid = get_count(awq, "n_grid", awq_at, s.awq.n_grid, 1);
@@ -260,6 +268,10 @@ bool IndexSet::contains(int index) const {
 
 bool Selector::names_role(TensorRole role) const {
   return std::find(roles.begin(), roles.end(), role) != roles.end();
+}
+
+bool GptqSettings::searches_range(TensorRole role) const {
+  return mse && std::find(mse_skip.begin(), mse_skip.end(), role) == mse_skip.end();
 }
 
 void validate_action(const QuantAction& action, std::string_view where) {

@@ -69,7 +69,13 @@ struct GptqSettings {
   // mixtral INT4 g128 it took the perplexity increase from +2.02% to +1.73% on WikiText-2 (200
   // windows) and from +1.75% to +1.38% in-domain, for ~no time.
   bool mse = true;
+  // Roles that keep the plain min/max range even with mse on. On mixtral INT4 g128 (three
+  // calibration seeds) the search helped the routed experts on WikiText-2 every time and hurt
+  // attention every time, though it helped attention in-domain (docs/RESULTS.md).
+  std::vector<TensorRole> mse_skip;
   bool operator==(const GptqSettings&) const = default;
+
+  bool searches_range(TensorRole role) const;
 };
 
 // Routed experts' gate/up read the same post-attention norm output: each expert may search its

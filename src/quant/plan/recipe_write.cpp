@@ -47,15 +47,17 @@ std::string index_list(const IndexSet& set) {
   return "[" + out + "]";
 }
 
+std::string role_list(const std::vector<TensorRole>& roles) {
+  std::vector<std::string> names;
+  for (TensorRole role : roles) names.emplace_back(role_name(role));
+  return string_list(names);
+}
+
 void write_rule(std::string& out, const Rule& rule) {
   const Selector& s = rule.select;
   out += "\n[[rule]]\n";
   if (!rule.note.empty()) out += fmt::format("note = {}\n", quote(rule.note));
-  if (!s.roles.empty()) {
-    std::vector<std::string> roles;
-    for (TensorRole role : s.roles) roles.emplace_back(role_name(role));
-    out += fmt::format("role = {}\n", string_list(roles));
-  }
+  if (!s.roles.empty()) out += fmt::format("role = {}\n", role_list(s.roles));
   if (s.layers) out += fmt::format("layers = {}\n", index_list(*s.layers));
   if (s.experts) out += fmt::format("experts = {}\n", index_list(*s.experts));
   if (!s.projections.empty()) out += fmt::format("projection = {}\n", string_list(s.projections));
@@ -93,10 +95,12 @@ void write_settings(std::string& out, const Recipe& recipe) {
                      s.calibration.seqlen, s.calibration.seed);
   if (!s.calibration.file.empty()) out += fmt::format("file = {}\n", quote(s.calibration.file));
   if (s.calibration.routing_weighted) out += "routing_weighted = true\n";
-  if (gptq || s.gptq != defaults.gptq)
+  if (gptq || s.gptq != defaults.gptq) {
     out += fmt::format("\n[gptq]\ndamp_percent = {}\nblock_size = {}\nact_order = {}\nstatic_groups = {}\nmse = {}\n",
                        number(s.gptq.damp_percent), s.gptq.block_size, s.gptq.act_order, s.gptq.static_groups,
                        s.gptq.mse);
+    if (!s.gptq.mse_skip.empty()) out += fmt::format("mse_skip = {}\n", role_list(s.gptq.mse_skip));
+  }
   if (awq || s.awq != defaults.awq)
     out += fmt::format("\n[awq]\nn_grid = {}\nduo_scaling = {}\nclip = {}\nexpert_scale = \"{}\"\n", s.awq.n_grid,
                        s.awq.duo_scaling, s.awq.clip,
