@@ -12,14 +12,14 @@
 
 namespace moeq {
 
-// What qzeros hold. GPTQ v1 (AutoGPTQ and most hub checkpoints) stores zero − 1, which cannot
-// represent zero == 0 — a value asymmetric quantization produces for any group whose minimum is
-// (close to) zero. moeq's own files therefore store the zero itself (GPTQModel's "v2" format) and
-// say so in their format version; MinusOne exists to read and write v1 checkpoints.
 // int32 words that hold n values of `bits` bits packed GPTQ's way: n padded to a multiple of 32
 // (32 values of b bits fill b words exactly).
 constexpr int64_t gptq_packed_rows(int64_t n, int bits) { return ceil_div(n, 32) * bits; }
 
+// What qzeros hold. GPTQ v1 (AutoGPTQ and most hub checkpoints) stores zero − 1, which cannot
+// represent zero == 0 — a value asymmetric quantization produces for any group whose minimum is
+// (close to) zero. moeq's own files therefore store the zero itself (GPTQModel's "v2" format) and
+// say so in their format version; MinusOne exists to read and write v1 checkpoints.
 enum class GptqZeros : uint8_t { Stored, MinusOne };
 
 struct GptqTensors {
