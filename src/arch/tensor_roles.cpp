@@ -181,4 +181,11 @@ std::string_view role_name(TensorRole role) {
   return "other";
 }
 
+std::vector<std::string_view> role_names(std::span<const TensorRole> roles) {
+  std::vector<std::string_view> names;
+  names.reserve(roles.size());
+  for (TensorRole role : roles) names.push_back(role_name(role));
+  return names;
+}
+
 }  // namespace moeq

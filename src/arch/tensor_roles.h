@@ -3,8 +3,10 @@
 // bit allocation and the loaders ask here instead of matching names themselves.
 #pragma once
 
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "model/model.h"
 
@@ -39,5 +41,7 @@ TensorInfo classify_tensor(std::string_view name);
 // Lower-case names for reports and JSON: "embedding", "lm_head", "norm", "attention", "router",
 // "routed_expert", "shared_expert", "shared_expert_gate", "dense_mlp", "other".
 std::string_view role_name(TensorRole role);
+// role_name of each, in order.
+std::vector<std::string_view> role_names(std::span<const TensorRole> roles);
 
 }  // namespace moeq

@@ -25,12 +25,6 @@ json action_json(const plan::QuantAction& a) {
           {"symmetric", a.spec.symmetric}};
 }
 
-json role_names(const std::vector<TensorRole>& roles) {
-  json names = json::array();
-  for (TensorRole role : roles) names.push_back(role_name(role));
-  return names;
-}
-
 plan::QuantAction action_from(const json& j, const std::string& where) {
   plan::QuantMethod method;
   if (!plan::parse_method(field<std::string>(j, "method", where), method))

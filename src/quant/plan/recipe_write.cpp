@@ -31,10 +31,12 @@ std::string quote(std::string_view text) {
   return out + "\"";
 }
 
-std::string string_list(const std::vector<std::string>& items) {
+// Strings or string views: one quoted, several as a TOML array.
+template <typename Strings>
+std::string string_list(const Strings& items) {
   if (items.size() == 1) return quote(items[0]);
   std::string out;
-  for (const std::string& item : items) out += (out.empty() ? "" : ", ") + quote(item);
+  for (std::string_view item : items) out += (out.empty() ? "" : ", ") + quote(item);
   return "[" + out + "]";
 }
 
@@ -47,17 +49,11 @@ std::string index_list(const IndexSet& set) {
   return "[" + out + "]";
 }
 
-std::string role_list(const std::vector<TensorRole>& roles) {
-  std::vector<std::string> names;
-  for (TensorRole role : roles) names.emplace_back(role_name(role));
-  return string_list(names);
-}
-
 void write_rule(std::string& out, const Rule& rule) {
   const Selector& s = rule.select;
   out += "\n[[rule]]\n";
   if (!rule.note.empty()) out += fmt::format("note = {}\n", quote(rule.note));
-  if (!s.roles.empty()) out += fmt::format("role = {}\n", role_list(s.roles));
+  if (!s.roles.empty()) out += fmt::format("role = {}\n", string_list(role_names(s.roles)));
   if (s.layers) out += fmt::format("layers = {}\n", index_list(*s.layers));
   if (s.experts) out += fmt::format("experts = {}\n", index_list(*s.experts));
   if (!s.projections.empty()) out += fmt::format("projection = {}\n", string_list(s.projections));
@@ -99,7 +95,7 @@ void write_settings(std::string& out, const Recipe& recipe) {
     out += fmt::format("\n[gptq]\ndamp_percent = {}\nblock_size = {}\nact_order = {}\nstatic_groups = {}\nmse = {}\n",
                        number(s.gptq.damp_percent), s.gptq.block_size, s.gptq.act_order, s.gptq.static_groups,
                        s.gptq.mse);
-    if (!s.gptq.mse_skip.empty()) out += fmt::format("mse_skip = {}\n", role_list(s.gptq.mse_skip));
+    if (!s.gptq.mse_skip.empty()) out += fmt::format("mse_skip = {}\n", string_list(role_names(s.gptq.mse_skip)));
   }
   if (awq || s.awq != defaults.awq)
     out += fmt::format("\n[awq]\nn_grid = {}\nduo_scaling = {}\nclip = {}\nexpert_scale = \"{}\"\n", s.awq.n_grid,

@@ -48,12 +48,6 @@ std::vector<Rule> base_rules(std::span<const QuantUnit> units, const RoleActions
   return rules;
 }
 
-std::vector<std::string_view> role_names(std::span<const TensorRole> roles) {
-  std::vector<std::string_view> names;
-  for (TensorRole role : roles) names.push_back(role_name(role));
-  return names;
-}
-
 // "attention gptq int4 g128 asym; routed_expert, shared_expert gptq int2 g128 asym"
 std::string describe_base(const RoleActions& actions) {
   std::string out;
