@@ -1,13 +1,16 @@
 // Every quantized kernel path (scalar reference, AVX2, AVX-512; fused gemv and tile + gemm)
 // against the reference kernels and against dequantize-then-matmul, for each format, on odd
 // shapes (in 448, 192, 128, 100; out not a multiple of 8), including act-order g_idx; and the
-// rows of the stored matrix that embedding lookups read (weight_rows).
+// rows of the stored matrix that embedding lookups read (weight_rows); and the per-token INT8
+// activation quantization in front of any of them (W8A8 / W4A8).
 #include <algorithm>
 #include <cmath>
 
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include "core/error.h"
+#include "kernels/act_quant_linear.h"
 #include "kernels/cpu/quant_linear.h"
 #include "quant/algo/rtn.h"
 #include "quant/formats/traits.h"
@@ -185,6 +188,51 @@ TEST(QuantKernels, OpReportsShapeFormatAndStoredBytes) {
   const LinearPtr nf4 = make_quant_linear(rtn_quantize(w.data(), 448, 256, parse_quant_spec("nf4 dq")));
   EXPECT_EQ(nf4->format_name(), "nf4 dq");
   EXPECT_EQ(nf4->storage_bytes(), size_t(448 * 256 / 2 + 1792 + 7 * 4 + 4 + 16 * 4 + 256 * 4));
+}
+
+
+// W8A8 / W4A8: each token's row to INT8 with its own scale absmax / 127, ties to even. The rows'
+// maxima are 127 and 127/8, so every scale and value is exact and the rows can be written out.
+TEST(ActQuant, EachRowToInt8WithItsOwnScaleTiesToEven) {
+  const std::vector<float> x = {127, -50.5f, 2.5f, 3.5f, -0.4f, 0.6f,          // scale 1
+                                -15.875f, 6.3125f, 0.0625f, -0.1875f, 1, 0,  // scale 1/8
+                                0, 0, 0, 0, 0, 0};
+  const std::vector<float> expected = {127, -50, 2, 4, 0, 1, -15.875f, 6.25f, 0, -0.25f, 1, 0, 0, 0, 0, 0, 0, 0};
+  std::vector<float> row(6);
+  for (size_t r = 0; r < 3; ++r) {
+    quantize_activation_row({x.data() + 6 * r, 6}, row);
+    EXPECT_EQ(row, std::vector<float>(expected.begin() + 6 * r, expected.begin() + 6 * r + 6)) << "row " << r;
+  }
+
+  // The op hands the quantized rows to the op it wraps, and reports that op's weights.
+  struct Recorder final : LinearOp {
+    mutable std::vector<float> seen;
+    int64_t in_features() const override { return 6; }
+    int64_t out_features() const override { return 1; }
+    void forward(const float* in, int64_t n, float* y) const override {
+      seen.assign(in, in + n * 6);
+      std::fill(y, y + n, 0.0f);
+    }
+    void weight_rows(int64_t, int64_t count, float* out) const override { std::fill(out, out + 6 * count, 2.0f); }
+    size_t storage_bytes() const override { return 12; }
+    std::string format_name() const override { return "int4 g128 asym"; }
+  };
+  auto recorder = std::make_unique<Recorder>();
+  const Recorder* inner = recorder.get();
+  const LinearPtr op = with_act_bits(std::move(recorder), 8);
+  std::vector<float> y(3);
+  op->forward(x.data(), 3, y.data());
+  EXPECT_EQ(inner->seen, expected);
+  EXPECT_EQ(op->format_name(), "int4 g128 asym a8");
+  EXPECT_EQ(op->storage_bytes(), 12u);
+  std::vector<float> w(6);
+  op->weight_rows(0, 1, w.data());
+  EXPECT_EQ(w, std::vector<float>(6, 2.0f));
+
+  auto plain = std::make_unique<Recorder>();
+  const LinearOp* unwrapped = plain.get();
+  EXPECT_EQ(with_act_bits(std::move(plain), 16).get(), unwrapped);
+  EXPECT_THROW(with_act_bits(std::make_unique<Recorder>(), 4), Error);
 }
 
 }  // namespace

@@ -18,6 +18,7 @@
 #include "eval/perplexity.h"
 #include "io/safetensors.h"
 #include "io/tokenizer.h"
+#include "kernels/act_quant_linear.h"
 #include "model/model.h"
 #include "quant/algo/awq.h"
 #include "quant/algo/gptq.h"
@@ -108,6 +109,69 @@ TEST(QuantizePipeline, Int8RtnFixtureMatchesOriginalAndKeepsRouterDense) {
   }
   EXPECT_GT(max_diff, 0.0) << "8-bit weights are not the bf16 weights";
   EXPECT_LT(max_diff, 0.02 * max_abs) << "8-bit RTN must stay close to the original";
+}
+
+// act_bits = 8 on the experts' rule: the folder records it for exactly those linears, and the
+// loaded model computes what the same weights compute with each of those linears' input rows
+// quantized to INT8 (with_act_bits on the A16 folder's ops), bit for bit; attention reads its
+// inputs as they are.
+TEST(QuantizePipeline, ActBitsQuantizeTheInputsOfTheRulesLinearsOnly) {
+  const fs::path fixture = testing::shared_dir() / "fixtures/mixtral";
+  const std::string attention = "[[rule]]\nrole = \"attention\"\nmethod = \"rtn\"\nbits = 8\ngroup_size = 0\n";
+  const std::string experts = "[[rule]]\nrole = \"routed_expert\"\nmethod = \"rtn\"\nbits = 4\ngroup_size = 0\n";
+  auto quantize = [&](const std::string& name, const std::string& text) {
+    const fs::path out = scratch(name);
+    QuantizeOptions o = options(fixture, write_recipe(name, text), out);
+    o.calib_file.reset();
+    quantize_model(o);
+    return out;
+  };
+  const fs::path a16 = quantize("w4a16", attention + experts);
+  const fs::path a8 = quantize("w4a8", attention + experts + "act_bits = 8\n");
+
+  const QuantManifest manifest = *read_manifest(a8);
+  const ModelSummary summary = summarize_model(a8);
+  EXPECT_EQ(summary.total.act8_params, summary.role(TensorRole::RoutedExpert).params);
+  EXPECT_GT(summary.role(TensorRole::Attention).quantized_params, 0);
+  auto reference = Model::load(a16);
+  auto quantized = Model::load(a8);
+  std::vector<LinearSlot> slots = reference->linears();
+  for (const LinearSlot& s : quantized->linears()) {
+    const TensorQuant* q = manifest.find(s.name);
+    if (s.role == TensorRole::RoutedExpert) {
+      EXPECT_EQ(q->act_bits, 8) << s.name;
+      EXPECT_EQ((*s.op)->format_name(), "int4 g0 asym a8") << s.name;
+    } else if (q) {
+      EXPECT_EQ(q->act_bits, 16) << s.name;
+    }
+  }
+  for (LinearSlot& s : slots)
+    if (s.role == TensorRole::RoutedExpert) *s.op = with_act_bits(std::move(*s.op), 8);
+  const std::vector<int32_t> ids = {5, 17, 300, 42, 7, 99, 1, 260};
+  const Tensor expected = reference->forward(ids, 1, int64_t(ids.size()));
+  EXPECT_EQ(quantized->forward(ids, 1, int64_t(ids.size())).data, expected.data);
+  EXPECT_NE(Model::load(a16)->forward(ids, 1, int64_t(ids.size())).data, expected.data)
+      << "INT8 activations must change the logits";
+
+  // A manifest entry with activation bits moeq does not run, or a shape the architecture does
+  // not have, fails to load, naming the file, tensor and field.
+  const std::string expert = "model.layers.0.block_sparse_moe.experts.0.w1.weight";
+  for (const auto& [field, value] : {std::pair{"act_bits", nlohmann::json(4)}, {"shape", nlohmann::json({8, 8})}}) {
+    const fs::path bad = scratch(std::string("bad-") + field);
+    fs::copy(a8, bad);
+    nlohmann::json config = nlohmann::json::parse(std::ifstream(bad / "config.json"));
+    config["quantization_config"]["tensors"][expert][field] = value;
+    std::ofstream(bad / "config.json") << config.dump();
+    try {
+      Model::load(bad);
+      ADD_FAILURE() << "a manifest with " << field << " = " << value.dump() << " must not load";
+    } catch (const Error& e) {
+      const std::string message = e.what();
+      EXPECT_EQ(message.rfind((bad / "config.json").string(), 0), 0u) << message;
+      EXPECT_NE(message.find(fmt::format("tensors['{}']", expert)), std::string::npos) << message;
+      EXPECT_NE(message.find(fmt::format("field '{}'", field)), std::string::npos) << message;
+    }
+  }
 }
 
 // A rule without selectors leaves the embedding and lm_head alone; one naming their roles

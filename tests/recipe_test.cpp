@@ -63,6 +63,7 @@ method = "gptq"
 bits = 8
 group_size = 0
 symmetric = true
+act_bits = 8
 
 [[rule]]
 name_regex = 'layers\.0\.mlp\.down'
@@ -116,7 +117,11 @@ TEST(Recipe, ParsesEveryField) {
   EXPECT_EQ(hot.select.layers->ranges(), (std::vector<std::pair<int, int>>{{1, 1}, {3, 4}}));
   EXPECT_EQ(hot.select.experts->ranges(), (std::vector<std::pair<int, int>>{{0, 1}, {7, 7}}));
   EXPECT_EQ(hot.select.projections, (std::vector<std::string>{"gate", "up"}));
-  EXPECT_EQ(hot.action, QuantAction::int_bits(QuantMethod::Gptq, 8, 0, true));
+  QuantAction w8a8 = QuantAction::int_bits(QuantMethod::Gptq, 8, 0, true);
+  EXPECT_NE(hot.action, w8a8);  // the activation bits are part of the action
+  w8a8.act_bits = 8;
+  EXPECT_EQ(hot.action, w8a8);
+  EXPECT_EQ(describe(hot.action), "gptq int8 g0 sym a8");
 
   const Rule& nf4 = r.rules[1];
   EXPECT_EQ(nf4.select.name_regex, R"(layers\.0\.mlp\.down)");
@@ -128,6 +133,7 @@ TEST(Recipe, ParsesEveryField) {
 
   EXPECT_EQ(r.rules[2].select.roles.size(), 4u);
   EXPECT_EQ(r.rules[2].action, QuantAction::int_bits(QuantMethod::Awq, 2, 128, false));
+  EXPECT_EQ(r.rules[2].action.act_bits, 16);
 }
 
 TEST(Recipe, DefaultsWhenTablesAreMissing) {
@@ -141,7 +147,7 @@ TEST(Recipe, DefaultsWhenTablesAreMissing) {
 TEST(Recipe, UnknownKeysNameFileRuleAndKey) {
   EXPECT_EQ(parse_error("[[rule]]\nmethod = \"rtn\"\nbits = 4\n[[rule]]\nmethod = \"rtn\"\nbits = 4\nbitz = 3\n"),
             "r.toml: rule 2: unknown key 'bitz' (expected one of: note, role, layers, experts, projection, "
-            "name_regex, method, format, bits, group_size, symmetric, double_quant)");
+            "name_regex, method, format, bits, group_size, symmetric, double_quant, act_bits)");
   EXPECT_EQ(parse_error("[gptq]\ndamp = 0.1\n").rfind("r.toml: [gptq]: unknown key 'damp'", 0), 0u);
   EXPECT_EQ(parse_error("rules = 1\n").rfind("r.toml: unknown key 'rules'", 0), 0u);
   EXPECT_EQ(parse_error("[calibration]\nsample = 1\n").rfind("r.toml: [calibration]: unknown key 'sample'", 0), 0u);
@@ -161,12 +167,16 @@ TEST(Recipe, RejectsBadBitsAndGroupSizes) {
   EXPECT_EQ(rule("bits = 4\ndouble_quant = true\n"), "r.toml: rule 1: field 'double_quant' does not apply to format int");
   EXPECT_EQ(rule("format = \"fp4\"\nsymmetric = true\n"), "r.toml: rule 1: field 'symmetric' does not apply to format fp4");
   EXPECT_EQ(rule("format = \"int5\"\n"), "r.toml: rule 1: field 'format' = 'int5' (expected int, nf4 or fp4)");
+  EXPECT_EQ(rule("bits = 4\nact_bits = 4\n"),
+            "r.toml: rule 1: field 'act_bits' = 4 is not supported (8: each token's input to INT8; 16: none)");
 }
 
 TEST(Recipe, RejectsBadRulesAndSettings) {
   EXPECT_EQ(parse_error("[[rule]]\nbits = 4\n"), "r.toml: rule 1: field 'method' is missing (rtn, gptq, awq or none)");
   EXPECT_EQ(parse_error("[[rule]]\nmethod = \"none\"\nbits = 4\n"),
             "r.toml: rule 1: field 'bits' has no effect with method = \"none\"");
+  EXPECT_EQ(parse_error("[[rule]]\nmethod = \"none\"\nact_bits = 8\n"),
+            "r.toml: rule 1: field 'act_bits' has no effect with method = \"none\"");
   EXPECT_EQ(parse_error("[[rule]]\nmethod = \"hqq\"\n"), "r.toml: rule 1: field 'method' = 'hqq' (expected rtn, gptq, awq or none)");
   EXPECT_EQ(parse_error("[[rule]]\nrole = \"expert\"\nmethod = \"none\"\n").rfind("r.toml: rule 1: field 'role' = 'expert'", 0), 0u);
   EXPECT_EQ(parse_error("[[rule]]\nlayers = [\"3-1\"]\nmethod = \"none\"\n"),

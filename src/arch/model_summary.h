@@ -18,6 +18,7 @@ struct RoleTotals {
   int64_t bytes = 0;             // as stored in the checkpoint: codes, scales, zeros included
   int64_t quantized_params = 0;  // elements of the quantized weights among them
   double code_bits = 0;          // Σ format bits · elements over the quantized weights
+  int64_t act8_params = 0;       // elements of the quantized weights whose linears read INT8 activations
 
   // The paper's average (Li et al. 2024): format bits over the quantized weights only.
   double nominal_bits() const { return quantized_params ? code_bits / double(quantized_params) : 0.0; }

@@ -1,6 +1,7 @@
 #include "bench/stored_gptq.h"
 
 #include "core/error.h"
+#include "kernels/act_quant_linear.h"
 #include "kernels/cpu/quant_linear.h"
 #include "kernels/dense_linear.h"
 #include "quant/algo/gptq.h"
@@ -37,7 +38,7 @@ void quantize_from_store(Model& model, const plan::QuantPlan& plan, const analys
       }
       default: fail("bench: '{}': {} needs the sequential pipeline (--sequential)", e.unit.name, describe(e.action));
     }
-    *slots[i].op = make_quant_linear(q);
+    *slots[i].op = with_act_bits(make_quant_linear(q), e.action.act_bits);
   }
 }
 

@@ -73,6 +73,9 @@ void print_table(const ModelSummary& s) {
     if (row.always || s.role(row.role).tensors > 0) line(row.label, s.role(row.role));
   fmt::print("{}\n", std::string(header.size(), '-'));
   line("total", s.total);
+  if (s.total.act8_params > 0)
+    fmt::print("{:<20}INT8 per token into the linears of {:.1f}% of the quantized parameters\n", "activations",
+               100.0 * double(s.total.act8_params) / double(s.total.quantized_params));
   fmt::print("{:<20}{:>8}{:>14}\n", "active per token", "", grouped(s.active_params));
 }
 
@@ -81,6 +84,7 @@ nlohmann::json totals_json(const RoleTotals& t) {
           {"params", t.params},
           {"bytes", t.bytes},
           {"quantized_params", t.quantized_params},
+          {"act8_params", t.act8_params},
           {"nominal_bits", t.nominal_bits()},
           {"stored_bits", t.stored_bits()}};
 }

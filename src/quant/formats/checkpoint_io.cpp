@@ -118,12 +118,12 @@ TensorToWrite input_scale_tensor(const std::string& name, std::span<const float>
   return tensor(name, DType::F16, {int64_t(scale.size())}, half);
 }
 
-LinearPtr load_quantized_linear(const Checkpoint& ck, const std::string& weight_name, const QuantSpec& spec,
-                                int64_t out_features, int64_t in_features, const std::string& input_scale) {
+LinearPtr load_quantized_linear(const Checkpoint& ck, const std::string& weight_name, const TensorQuant& q) {
   const std::string prefix = linear_prefix(weight_name);
-  LinearPtr op = spec.format == QuantFormat::Int ? load_gptq(ck, prefix, spec, out_features, in_features)
-                                                 : load_bnb4(ck, prefix, spec, out_features, in_features);
-  if (input_scale.empty()) {
+  LinearPtr op = with_act_bits(q.spec.format == QuantFormat::Int ? load_gptq(ck, prefix, q.spec, q.rows, q.cols)
+                                                                 : load_bnb4(ck, prefix, q.spec, q.rows, q.cols),
+                               q.act_bits);
+  if (q.input_scale.empty()) {
     // A scale stored under this linear's name that its manifest entry does not name: a folder
     // from a moeq that found scales by name. Running it without would be silently wrong.
     if (const std::string own = input_scale_name(weight_name); ck.contains(own))
@@ -132,7 +132,7 @@ LinearPtr load_quantized_linear(const Checkpoint& ck, const std::string& weight_
     return op;
   }
   std::vector<float> scale;
-  for (uint16_t h : read<uint16_t>(ck, input_scale, DType::F16, {in_features})) scale.push_back(f16_to_f32(h));
+  for (uint16_t h : read<uint16_t>(ck, q.input_scale, DType::F16, {q.cols})) scale.push_back(f16_to_f32(h));
   return std::make_unique<InputScaledLinear>(std::move(op), std::move(scale));
 }
 

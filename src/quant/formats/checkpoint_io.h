@@ -23,6 +23,7 @@
 
 #include "io/safetensors.h"
 #include "kernels/linear.h"
+#include "quant/formats/manifest.h"
 #include "quant/qtensor.h"
 
 namespace moeq {
@@ -45,12 +46,12 @@ TensorToWrite input_scale_tensor(const std::string& name, std::span<const float>
 // name is its own weight.
 std::string stored_weight_name(const std::string& tensor_name);
 
-// Reads the quantized linear `weight_name` with `spec` from `checkpoint` and builds its op, which
-// divides its input by the tensor `input_scale` when that is not empty.
+// Reads the quantized linear `weight_name` from `checkpoint` as its manifest entry `q` describes
+// it and builds its op: q.spec's weights of shape [q.rows, q.cols], reading activations of
+// q.act_bits, divided first by the tensor q.input_scale when that is not empty.
 // Throws moeq::Error naming the file and tensor when a tensor is missing or its shape disagrees
-// with [out, in] and the spec.
-LinearPtr load_quantized_linear(const Checkpoint& checkpoint, const std::string& weight_name, const QuantSpec& spec,
-                                int64_t out_features, int64_t in_features, const std::string& input_scale = {});
+// with the entry.
+LinearPtr load_quantized_linear(const Checkpoint& checkpoint, const std::string& weight_name, const TensorQuant& q);
 
 // A LinearOp over weights quantized as W·diag(s) (AWQ): forward(x) = inner.forward(x / s).
 class InputScaledLinear final : public LinearOp {

@@ -3,6 +3,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "kernels/act_quant_linear.h"
 
 namespace moeq {
 namespace {
@@ -44,6 +45,7 @@ nlohmann::json QuantManifest::to_json() const {
                   {"double_quant", q.spec.double_quant},
                   {"shape", {q.rows, q.cols}}};
     if (!q.input_scale.empty()) list[name]["input_scale"] = q.input_scale;
+    if (q.act_bits != kActBitsNone) list[name]["act_bits"] = q.act_bits;
   }
   return {{"quant_method", "moeq"}, {"format_version", kFormatVersion}, {"zeros", "stored"}, {"tensors", list}};
 }
@@ -77,6 +79,8 @@ QuantManifest QuantManifest::from_json(const nlohmann::json& config, const std::
     q.rows = shape[0];
     q.cols = shape[1];
     if (entry.contains("input_scale")) q.input_scale = field<std::string>(entry, "input_scale", at);
+    if (entry.contains("act_bits")) q.act_bits = field<int>(entry, "act_bits", at);
+    if (!valid_act_bits(q.act_bits)) fail("{}: field 'act_bits' is {}, expected 8 or 16", at, q.act_bits);
     m.tensors.emplace(name, q);
   }
   return m;

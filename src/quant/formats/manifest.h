@@ -6,9 +6,10 @@
 //     "tensors": { "<HF weight name>": {"method": "gptq", "format": "int", "bits": 4,
 //                                       "group_size": 128, "symmetric": false, "double_quant": false,
 //                                       "shape": [out, in],
-//                                       "input_scale": "<tensor name>"} } }
+//                                       "input_scale": "<tensor name>", "act_bits": 8} } }
 // "input_scale" (AWQ only, optional) names the F16 tensor [in] that the linear divides its input
-// by; linears that read one input share one such tensor.
+// by; linears that read one input share one such tensor. "act_bits" (optional, 16 when absent):
+// 8 quantizes each token's input to INT8 on the fly (kernels/act_quant_linear.h).
 #pragma once
 
 #include <filesystem>
@@ -18,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "kernels/act_quant_linear.h"
 #include "quant/qtensor.h"
 
 namespace moeq {
@@ -27,6 +29,7 @@ struct TensorQuant {
   QuantSpec spec;
   int64_t rows = 0, cols = 0;  // the weight's logical shape [out, in] (reports count parameters)
   std::string input_scale;     // AWQ: the tensor holding the input scale s; empty: none
+  int act_bits = kActBitsNone;  // kernels/act_quant_linear.h
 };
 
 struct QuantManifest {

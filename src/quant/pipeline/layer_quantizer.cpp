@@ -8,6 +8,7 @@
 #include "arch/config.h"
 #include "calib/input_recorder.h"
 #include "core/error.h"
+#include "kernels/act_quant_linear.h"
 #include "kernels/cpu/quant_linear.h"
 #include "kernels/dense_linear.h"
 #include "kernels/ops.h"
@@ -314,12 +315,13 @@ class LayerQuantizer {
     if (!divide_rows(q, scale)) return false;
     UnitResult& r = result_.units[kept->second.unit];
     r.tensors = quantized_linear_tensors(r.name, q);
-    *job_.slots[*up].op = quant_linear_op(q, kept->second.input_scale);
+    *job_.slots[*up].op = quant_linear_op(*up, q, kept->second.input_scale);
     return true;
   }
 
-  static LinearPtr quant_linear_op(const QuantizedMatrix& q, std::span<const float> input_scale) {
-    LinearPtr op = make_quant_linear(q);
+  // What a loader builds for slot i from the stored tensors (load_quantized_linear).
+  LinearPtr quant_linear_op(size_t i, const QuantizedMatrix& q, std::span<const float> input_scale) const {
+    LinearPtr op = with_act_bits(make_quant_linear(q), entry(i).action.act_bits);
     if (input_scale.empty()) return op;
     std::vector<float> scale(input_scale.begin(), input_scale.end());
     return std::make_unique<InputScaledLinear>(std::move(op), std::move(scale));
@@ -328,7 +330,7 @@ class LayerQuantizer {
   void install(size_t i, QuantizedMatrix q, std::vector<float> input_scale, UnitResult& r) {
     LinearSlot& slot = job_.slots[i];
     r.tensors = quantized_linear_tensors(slot.name, q);
-    *slot.op = quant_linear_op(q, input_scale);
+    *slot.op = quant_linear_op(i, q, input_scale);
     if (may_take_fold(i)) kept_up_[i] = {std::move(q), std::move(input_scale), result_.units.size()};
     result_.units.push_back(std::move(r));
   }

@@ -192,10 +192,14 @@ class QuantizeJob {
     for (size_t i = 0; i < job.slots.size(); ++i) {
       const plan::PlanEntry& e = *job.entries[i];
       if (!e.action.quantizes()) continue;
-      LinearSlot& slot = job.slots[i];
-      *slot.op = load_quantized_linear(ck, slot.name, effective_spec(e, o_.indivisible), e.unit.rows, e.unit.cols,
-                                       input_scale_of(slot.name));
+      *job.slots[i].op = load_quantized_linear(ck, e.unit.name, tensor_quant(e));
     }
+  }
+
+  // The manifest entry of a quantized unit (resumed blocks are rebuilt from it, as a loader would).
+  TensorQuant tensor_quant(const plan::PlanEntry& e) const {
+    return {std::string(plan::method_name(e.action.method)), effective_spec(e, o_.indivisible), e.unit.rows,
+            e.unit.cols, input_scale_of(e.unit.name), e.action.act_bits};
   }
 
   // The block's shard: its quantized linears plus every other tensor of the block, as stored.
@@ -297,10 +301,7 @@ class QuantizeJob {
 
     QuantManifest manifest;
     for (const auto& e : plan_.entries)
-      if (e.action.quantizes())
-        manifest.tensors[e.unit.name] = {std::string(plan::method_name(e.action.method)),
-                                         effective_spec(e, o_.indivisible), e.unit.rows, e.unit.cols,
-                                         input_scale_of(e.unit.name)};
+      if (e.action.quantizes()) manifest.tensors[e.unit.name] = tensor_quant(e);
     json config = read_json(o_.model_dir / "config.json");
     config["quantization_config"] = manifest.to_json();
     write_text_atomically(partial_ / "config.json", config.dump(2));

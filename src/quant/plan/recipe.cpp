@@ -112,8 +112,8 @@ Enum get_enum(const toml::table& table, std::string_view key, const std::string&
   return value;
 }
 
-constexpr std::array<std::string_view, 5> kActionKeys{"format", "bits", "group_size", "symmetric",
-                                                      "double_quant"};
+constexpr std::array<std::string_view, 6> kActionKeys{"format", "bits", "group_size", "symmetric",
+                                                      "double_quant", "act_bits"};
 
 QuantAction parse_action(const toml::table& rule, const std::string& where) {
   if (!rule.contains("method")) fail("{}: field 'method' is missing (rtn, gptq, awq or none)", where);
@@ -138,6 +138,7 @@ QuantAction parse_action(const toml::table& rule, const std::string& where) {
   spec.group_size = narrow(toml_field<int64_t>(rule, "group_size", where).value_or(is_int ? 128 : 64));
   spec.symmetric = is_int && toml_field<bool>(rule, "symmetric", where).value_or(false);
   spec.double_quant = !is_int && toml_field<bool>(rule, "double_quant", where).value_or(true);
+  action.act_bits = narrow(toml_field<int64_t>(rule, "act_bits", where).value_or(kActBitsNone));
   validate_action(action, where);
   return action;
 }
@@ -145,7 +146,7 @@ QuantAction parse_action(const toml::table& rule, const std::string& where) {
 Rule parse_rule(const toml::table& table, const std::string& where) {
   check_keys(table, where,
              {"note", "role", "layers", "experts", "projection", "name_regex", "method", "format", "bits",
-              "group_size", "symmetric", "double_quant"});
+              "group_size", "symmetric", "double_quant", "act_bits"});
   Rule rule;
   rule.note = toml_field<std::string>(table, "note", where).value_or("");
   rule.select.roles = get_roles(table, "role", where);
@@ -276,6 +277,9 @@ bool GptqSettings::searches_range(TensorRole role) const {
 
 void validate_action(const QuantAction& action, std::string_view where) {
   if (!action.quantizes()) return;
+  if (!valid_act_bits(action.act_bits))
+    fail("{}: field 'act_bits' = {} is not supported (8: each token's input to INT8; 16: none)", where,
+         action.act_bits);
   const QuantSpec& spec = action.spec;
   if (spec.format == QuantFormat::Int) {
     if (spec.bits != 2 && spec.bits != 3 && spec.bits != 4 && spec.bits != 8)

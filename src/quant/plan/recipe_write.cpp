@@ -67,6 +67,7 @@ void write_rule(std::string& out, const Rule& rule) {
     out += fmt::format("symmetric = {}\n", a.spec.symmetric);
   else
     out += fmt::format("double_quant = {}\n", a.spec.double_quant);
+  if (a.act_bits != kActBitsNone) out += fmt::format("act_bits = {}\n", a.act_bits);
 }
 
 // Shortest text that reads back to exactly this double.

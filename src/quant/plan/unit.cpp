@@ -66,7 +66,7 @@ QuantAction QuantAction::int_bits(QuantMethod method, int bits, int group_size, 
 }
 
 bool operator==(const QuantAction& a, const QuantAction& b) {
-  return a.method == b.method && (!a.quantizes() || a.spec == b.spec);
+  return a.method == b.method && (!a.quantizes() || (a.spec == b.spec && a.act_bits == b.act_bits));
 }
 
 std::string_view method_name(QuantMethod method) { return name_of(kMethods, method); }
@@ -86,7 +86,9 @@ bool parse_method(std::string_view text, QuantMethod& method) { return lookup(kM
 bool parse_format(std::string_view text, QuantFormat& format) { return lookup(kFormats, text, format); }
 
 std::string describe(const QuantAction& action) {
-  return action.quantizes() ? fmt::format("{} {}", method_name(action.method), to_string(action.spec)) : "keep";
+  if (!action.quantizes()) return "keep";
+  return fmt::format("{} {}{}", method_name(action.method), to_string(action.spec),
+                     action.act_bits == kActBitsNone ? "" : fmt::format(" a{}", action.act_bits));
 }
 
 bool is_protected_role(TensorRole role) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "arch/tensor_roles.h"
+#include "kernels/act_quant_linear.h"
 #include "model/model.h"
 #include "quant/qtensor.h"
 
@@ -38,6 +39,9 @@ enum class QuantMethod : uint8_t { None, Rtn, Gptq, Awq };  // None: keep the te
 struct QuantAction {
   QuantMethod method = QuantMethod::Rtn;
   QuantSpec spec;  // ignored when method == None
+  // Bits of the activations the quantized linear reads: 16 (as computed) or 8 (each token's
+  // input quantized to INT8 on the fly: W8A8 / W4A8, kernels/act_quant_linear.h).
+  int act_bits = kActBitsNone;
 
   bool quantizes() const { return method != QuantMethod::None; }
   // The paper's count: the format's nominal bits, 16 for a kept tensor.
@@ -58,7 +62,8 @@ bool parse_role(std::string_view text, TensorRole& role);
 bool parse_method(std::string_view text, QuantMethod& method);
 bool parse_format(std::string_view text, QuantFormat& format);
 
-// Short human label for reports and warnings: "gptq int4 g128 asym", "rtn nf4 dq", "keep".
+// Short human label for reports and warnings: "gptq int4 g128 asym", "rtn nf4 dq",
+// "gptq int8 g0 sym a8", "keep".
 std::string describe(const QuantAction& action);
 
 // Routers and the shared-expert gate steer tokens; quantizing them changes which experts run,

@@ -1,0 +1,42 @@
+// Activation quantization in front of any LinearOp: W8A8 and W4A8 are a weight format (the
+// inner op) plus this. Each token's input row is quantized to INT8 on the fly, symmetric with
+// its own scale (dynamic per-token, as SmoothQuant's and vLLM's W8A8 do it):
+//   s = max_i |x_i| / 127,  q_i = round_half_even(x_i / s),  x̂_i = q_i · s.
+// forward() multiplies x̂ by the inner op's weights in fp32, i.e. it computes what an integer
+// kernel computes (s · Σ q_i·ŵ_i) up to fp32 summation order: the accuracy of A8, not its speed.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "kernels/linear.h"
+
+namespace moeq {
+
+// Activation bits a linear may read: 16 (as computed, no quantization) or 8.
+inline constexpr int kActBitsNone = 16;
+bool valid_act_bits(int act_bits);
+
+// x̂ of one row (the formula above); a row of zeros stays zeros.
+void quantize_activation_row(std::span<const float> x, std::span<float> out);
+
+class ActQuantLinear final : public LinearOp {
+ public:
+  explicit ActQuantLinear(LinearPtr inner);
+  int64_t in_features() const override { return inner_->in_features(); }
+  int64_t out_features() const override { return inner_->out_features(); }
+  void forward(const float* x, int64_t n, float* y) const override;
+  void weight_rows(int64_t first, int64_t count, float* out) const override { inner_->weight_rows(first, count, out); }
+  size_t storage_bytes() const override { return inner_->storage_bytes(); }
+  std::string format_name() const override { return inner_->format_name() + " a8"; }
+
+ private:
+  LinearPtr inner_;
+};
+
+// `op` reading activations of `act_bits` bits: op itself for 16, wrapped for 8. Throws
+// moeq::Error for other values.
+LinearPtr with_act_bits(LinearPtr op, int act_bits);
+
+}  // namespace moeq
