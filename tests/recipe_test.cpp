@@ -214,6 +214,7 @@ TEST(Recipe, UnmatchedRuleNamesFileAndRule) {
             "by a role naming them)");
 }
 
+// The embedding, a lookup table, takes RTN and no act_bits; the lm_head any method.
 TEST(Recipe, EmbeddingTakesOnlyRtnAndLmHeadAnyMethod) {
   const std::string rest = "[[rule]]\nrole = \"attention\"\nmethod = \"rtn\"\nbits = 4\n";
   auto outside = [&](const char* role, const char* method) {
@@ -223,6 +224,8 @@ TEST(Recipe, EmbeddingTakesOnlyRtnAndLmHeadAnyMethod) {
   EXPECT_EQ(outside("embedding", "awq"), "r.toml: rule 1: 'model.embed_tokens.weight' can only be quantized with rtn");
   EXPECT_EQ(outside("embedding", "rtn"), "");
   for (const char* method : {"rtn", "gptq", "awq"}) EXPECT_EQ(outside("lm_head", method), "") << method;
+  EXPECT_EQ(resolve_error("[[rule]]\nrole = \"embedding\"\nmethod = \"rtn\"\nbits = 8\nact_bits = 8\n" + rest),
+            "r.toml: rule 1: field 'act_bits' has no effect on 'model.embed_tokens.weight', a lookup table");
 }
 
 TEST(Recipe, FirstMatchWins) {

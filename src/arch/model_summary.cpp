@@ -70,7 +70,7 @@ void count_tensors(ModelSummary& s, const Checkpoint& ck, const QuantManifest* m
         t->params += q.rows * q.cols;
         t->quantized_params += q.rows * q.cols;
         t->code_bits += double(q.spec.bits) * double(q.rows * q.cols);
-        if (q.act_bits == 8) t->act8_params += q.rows * q.cols;
+        if (q.act_bits != kActBitsNone) t->act8_params += q.rows * q.cols;
       }
     }
   const int64_t routed = s.role(TensorRole::RoutedExpert).params;

@@ -31,13 +31,14 @@ class Loader {
     Linear l;
     l.name = stem + ".weight";
     const TensorQuant* q = manifest_ ? manifest_->find(l.name) : nullptr;
-    if (q && (q->rows != out || q->cols != in))
+    if (!q) {
+      l.op = std::make_unique<DenseLinear>(view(l.name, {out, in}), storage_);
+    } else if (q->rows != out || q->cols != in) {
       fail("{}: quantization_config.tensors['{}']: field 'shape' is [{}, {}], the architecture's is [{}, {}]",
            c_.file.string(), l.name, q->rows, q->cols, out, in);
-    if (q)
+    } else {
       l.op = load_quantized_linear(*ck_, l.name, *q);
-    else
-      l.op = std::make_unique<DenseLinear>(view(l.name, {out, in}), storage_);
+    }
     if (bias) l.bias = vec(stem + ".bias", out);
     l.role = role;
     l.projection = std::move(projection);

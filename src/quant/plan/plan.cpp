@@ -59,7 +59,7 @@ void check_rules(const Recipe& recipe, const RuleMatcher& matcher, std::span<con
 // What rule `index` asks of `unit`, where it cannot apply: bitsandbytes blocks run along rows
 // (qtensor.h), so the input features must fill whole blocks; outside the blocks only the lm_head
 // has inputs to calibrate on (the final norm's output), so the embedding, a lookup table, takes
-// RTN only.
+// RTN only, and has no inputs to quantize either.
 void check_action_fits(const Recipe& recipe, size_t index, const QuantUnit& unit) {
   const QuantAction& action = recipe.rules[index].action;
   if (!action.quantizes()) return;
@@ -68,6 +68,8 @@ void check_action_fits(const Recipe& recipe, size_t index, const QuantUnit& unit
          to_string(action.spec), unit.name, unit.cols, kBnbBlock);
   if (unit.layer < 0 && unit.role != TensorRole::LmHead && action.method != QuantMethod::Rtn)
     fail("{}: '{}' can only be quantized with rtn", rule_label(recipe, index), unit.name);
+  if (unit.role == TensorRole::Embedding && action.act_bits != kActBitsNone)
+    fail("{}: field 'act_bits' has no effect on '{}', a lookup table", rule_label(recipe, index), unit.name);
 }
 
 }  // namespace
