@@ -14,15 +14,6 @@
 namespace moeq {
 namespace {
 
-struct Groups {
-  int64_t size;   // columns per group (the whole row when per-channel)
-  int64_t count;  // groups per row
-};
-
-Groups groups_of(const QuantSpec& spec, int64_t cols) {
-  return {group_width(spec, cols), group_count(spec, cols)};
-}
-
 // Quantizes n weights as one group after clamping them to [f·min, f·max] (f = 1: no clipping).
 GroupParams quantize_group(const float* w, int64_t n, float f, const QuantSpec& spec, uint8_t* codes,
                            std::vector<float>& clamped) {
@@ -41,22 +32,22 @@ GroupParams quantize_group(const float* w, int64_t n, float f, const QuantSpec& 
 
 // Q(w) in contiguous groups, one clip factor per (row, group) (empty: none).
 QuantizedMatrix quantize_matrix(const Tensor& w, const QuantSpec& spec, std::span<const float> clip) {
-  const Groups g = groups_of(spec, w.cols());
+  const int64_t width = group_width(spec, w.cols()), groups = group_count(spec, w.cols());
   QuantizedMatrix q;
   q.spec = spec;
   q.rows = w.rows();
   q.cols = w.cols();
-  q.n_groups = g.count;
+  q.n_groups = groups;
   q.codes.resize(size_t(q.rows * q.cols));
-  q.scales.resize(size_t(q.rows * g.count));
+  q.scales.resize(size_t(q.rows * groups));
   q.zeros.resize(q.scales.size());
   q.g_idx.resize(size_t(q.cols));
-  for (int64_t c = 0; c < q.cols; ++c) q.g_idx[size_t(c)] = int32_t(c / g.size);
+  for (int64_t c = 0; c < q.cols; ++c) q.g_idx[size_t(c)] = int32_t(c / width);
   std::vector<float> clamped;
   for (int64_t r = 0; r < q.rows; ++r)
-    for (int64_t k = 0; k < g.count; ++k) {
-      const int64_t c0 = k * g.size, n = std::min(g.size, q.cols - c0);
-      const size_t i = size_t(r * g.count + k);
+    for (int64_t k = 0; k < groups; ++k) {
+      const int64_t c0 = k * width, n = std::min(width, q.cols - c0);
+      const size_t i = size_t(r * groups + k);
       const GroupParams p = quantize_group(w.row(r) + c0, n, clip.empty() ? 1.0f : clip[i], spec,
                                            q.codes.data() + r * q.cols + c0, clamped);
       q.scales[i] = p.scale;
@@ -96,14 +87,14 @@ double scaled_error(const QuantizedMatrix& q, const Tensor& w, const Tensor& h, 
 // of |W[r][c]| / (max |W[r][c']| over c's group + 1e-6).
 std::vector<float> weight_magnitude(std::span<const AwqLinear> linears, const QuantSpec& spec) {
   const int64_t cols = linears.front().weight->cols();
-  const Groups g = groups_of(spec, cols);
+  const int64_t width = group_width(spec, cols);
   std::vector<double> sum(size_t(cols), 0.0);
   int64_t rows = 0;
   for (const AwqLinear& l : linears)
     for (int64_t r = 0; r < l.weight->rows(); ++r, ++rows)
-      for (int64_t c0 = 0; c0 < cols; c0 += g.size) {
+      for (int64_t c0 = 0; c0 < cols; c0 += width) {
         const float* w = l.weight->row(r) + c0;
-        const int64_t n = std::min(g.size, cols - c0);
+        const int64_t n = std::min(width, cols - c0);
         float peak = 0.0f;
         for (int64_t i = 0; i < n; ++i) peak = std::max(peak, std::fabs(w[i]));
         for (int64_t i = 0; i < n; ++i) sum[size_t(c0 + i)] += std::fabs(w[i]) / (peak + 1e-6f);
@@ -139,17 +130,17 @@ std::vector<float> candidate_scale(std::span<const float> act, std::span<const f
 // δ·(2 u_r[group] + hs[group, group] δ) exactly. Returns one factor per (row, group).
 std::vector<float> search_clip(const Tensor& ws, const Tensor& hs, const QuantSpec& spec, const AwqOptions& opt) {
   const int64_t rows = ws.rows(), cols = ws.cols();
-  const Groups g = groups_of(spec, cols);
-  std::vector<float> factor(size_t(rows * g.count), 1.0f);
+  const int64_t width = group_width(spec, cols), groups = group_count(spec, cols);
+  std::vector<float> factor(size_t(rows * groups), 1.0f);
   std::vector<float> delta(ws.data.size()), u(ws.data.size());
   dequantize_into(quantize_matrix(ws, spec, {}), {}, &ws, delta.data());
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(rows), int(cols), int(cols), 1.0f, delta.data(),
               int(cols), hs.ptr(), int(cols), 0.0f, u.data(), int(cols));
   const int candidates = int(opt.max_shrink * float(opt.clip_grid));
-  std::vector<uint8_t> codes(size_t(g.size));
+  std::vector<uint8_t> codes(static_cast<size_t>(width));
   std::vector<float> clamped;
-  for (int64_t k = 0; k < g.count; ++k) {
-    const int64_t c0 = k * g.size, n = std::min(g.size, cols - c0);
+  for (int64_t k = 0; k < groups; ++k) {
+    const int64_t c0 = k * width, n = std::min(width, cols - c0);
     std::vector<float> hgg(size_t(n * n));
     for (int64_t i = 0; i < n; ++i)
       std::copy_n(hs.row(c0 + i) + c0, n, hgg.begin() + i * n);
@@ -173,7 +164,7 @@ std::vector<float> search_clip(const Tensor& ws, const Tensor& hs, const QuantSp
         }
         if (change >= best_change[size_t(r)]) continue;
         best_change[size_t(r)] = change;
-        factor[size_t(r * g.count + k)] = f;
+        factor[size_t(r * groups + k)] = f;
         std::copy_n(trial.begin() + r * n, n, best.begin() + r * n);
       }
     }
