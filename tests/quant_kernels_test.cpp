@@ -2,7 +2,8 @@
 // against the reference kernels and against dequantize-then-matmul, for each format, on odd
 // shapes (in 448, 192, 128, 100; out not a multiple of 8), including act-order g_idx; and the
 // rows of the stored matrix that embedding lookups read (weight_rows); and the per-token INT8
-// activation quantization in front of any of them (W8A8 / W4A8).
+// activation quantization in front of any of them (W8A8 / W4A8), with the integer kernels that
+// take its codes.
 #include <algorithm>
 #include <cmath>
 
@@ -233,6 +234,118 @@ TEST(ActQuant, EachRowToInt8WithItsOwnScaleTiesToEven) {
   const LinearOp* unwrapped = plain.get();
   EXPECT_EQ(with_act_bits(std::move(plain), 16).get(), unwrapped);
   EXPECT_THROW(with_act_bits(std::make_unique<Recorder>(), 4), Error);
+}
+
+// Rows for the INT8-activation kernels: Gaussian, except that row 0 has absmax 127 (scale 1)
+// and values at .5 ties, and row 1 is zeros (scale 0).
+std::vector<float> a8_rows(int64_t n, int64_t in, uint32_t seed) {
+  std::vector<float> x = normal_values(n * in, seed);
+  for (int64_t i = 0; i < in; ++i) x[size_t(i)] = i == 0 ? 127.0f : float(i % 40) - 19.5f;
+  if (n > 1) std::fill_n(x.begin() + in, in, 0.0f);
+  return x;
+}
+
+// The integer kernels (INT8 activations × INT2/4/8 codes): the scalar one against
+// Σ code · scale · ŵ in double, with codes and scales from quantize_activation_codes and ŵ the
+// stored matrix; every ISA's quantization and product against the scalar ones bit for bit.
+// Padding (in = 100), per-channel groups and act-order included; INT3 has no integer kernel.
+TEST(QuantKernels, Int8ActivationKernelsEqualTheReferenceBitForBit) {
+  struct Case {
+    const char* spec;
+    int64_t out, in;
+    bool act_order;
+  };
+  const Case cases[] = {{"int4 g128 asym", 37, 448, false}, {"int4 g32 sym", 21, 100, false},
+                        {"int2 g64 asym", 30, 192, true},   {"int8 g0 sym", 37, 448, false},
+                        {"int8 g32 asym", 13, 128, true},   {"int4 g0 asym", 100, 192, false}};
+  uint32_t seed = 70;
+  for (const Case& c : cases) {
+    const std::vector<float> w = normal_values(c.out * c.in, ++seed);
+    QuantizedMatrix m = rtn_quantize(w.data(), c.out, c.in, parse_quant_spec(c.spec));
+    if (c.act_order)
+      for (int64_t col = 0; col < c.in; ++col) m.g_idx[size_t(col)] = int32_t(col % m.n_groups);
+    const std::vector<float> stored = dequantize(as_stored(m));
+    const IntQuantLinear scalar(m, {.isa = Isa::Scalar});
+    ASSERT_TRUE(scalar.has_int8_kernel()) << c.spec;
+    for (int64_t n : {1, 2, 3, 7, 20}) {
+      const std::vector<float> x = a8_rows(n, c.in, uint32_t(n) + seed);
+      std::vector<float> ref(size_t(n * c.out), NAN);
+      scalar.forward_a8(x.data(), n, ref.data());
+      const std::string what = std::string(c.spec) + " n=" + std::to_string(n);
+      std::vector<int8_t> codes(size_t(c.in));
+      for (int64_t t = 0; t < n; ++t) {
+        const float scale = quantize_activation_codes({x.data() + t * c.in, size_t(c.in)}, codes);
+        for (int64_t o = 0; o < c.out; ++o) {
+          double y = 0, magnitude = 0;
+          for (int64_t i = 0; i < c.in; ++i) {
+            const double p = double(codes[size_t(i)]) * scale * stored[size_t(o * c.in + i)];
+            y += p;
+            magnitude += std::fabs(p);
+          }
+          ASSERT_NEAR(ref[size_t(t * c.out + o)], y, 4e-6 * magnitude + 1e-6) << what << " t=" << t << " o=" << o;
+        }
+      }
+      const IntLayout L = make_int_layout(m);
+      for (Isa isa : isas()) {
+        const IntQuantLinear op(m, {.isa = isa});
+        if (!op.has_int8_kernel()) continue;
+        std::vector<float> got(ref.size(), NAN);
+        op.forward_a8(x.data(), n, got.data());
+        EXPECT_EQ(got, ref) << what << " " << isa_name(isa);
+        if (L.identity) {  // the quantization on its own: codes in a8_slot order, group sums, scales
+          std::vector<int8_t> xq[2];
+          std::vector<int32_t> sums[2];
+          std::vector<float> scales[2];
+          const QuantKernels* kernels[2] = {&scalar_quant_kernels(), &quant_kernels(isa)};
+          for (int k = 0; k < 2; ++k) {
+            xq[k].resize(size_t(n * L.in_pad));
+            sums[k].resize(size_t(n * L.n_groups));
+            scales[k].resize(size_t(n));
+            kernels[k]->int_a8_quantize(L, x.data(), n, xq[k].data(), sums[k].data(), scales[k].data());
+          }
+          EXPECT_EQ(xq[1], xq[0]) << what << " " << isa_name(isa);
+          EXPECT_EQ(sums[1], sums[0]) << what << " " << isa_name(isa);
+          EXPECT_EQ(scales[1], scales[0]) << what << " " << isa_name(isa);
+        }
+      }
+    }
+  }
+  const std::vector<float> w = normal_values(16 * 64, 1);
+  EXPECT_FALSE(IntQuantLinear(rtn_quantize(w.data(), 16, 64, parse_quant_spec("int3 g32 asym")), {}).has_int8_kernel());
+}
+
+// ActQuantLinear hands x to the integer kernels where there are some and x̂ to the fp32 kernels
+// elsewhere: the two are the same product up to fp32 rounding.
+TEST(ActQuant, IntegerAndFp32PathsAgree) {
+  // The same op seen only as a LinearOp: ActQuantLinear cannot find its integer kernel.
+  struct Fp32Only final : LinearOp {
+    LinearPtr op;
+    int64_t in_features() const override { return op->in_features(); }
+    int64_t out_features() const override { return op->out_features(); }
+    void forward(const float* x, int64_t n, float* y) const override { op->forward(x, n, y); }
+    void weight_rows(int64_t first, int64_t count, float* out) const override { op->weight_rows(first, count, out); }
+    size_t storage_bytes() const override { return op->storage_bytes(); }
+    std::string format_name() const override { return op->format_name(); }
+  };
+  const int64_t out = 48, in = 256;
+  const std::vector<float> w = normal_values(out * in, 31);
+  for (const char* spec : {"int4 g128 asym", "int8 g0 sym", "int3 g128 asym"}) {
+    const QuantizedMatrix m = rtn_quantize(w.data(), out, in, parse_quant_spec(spec));
+    const ActQuantLinear integer(make_quant_linear(m));
+    auto hidden = std::make_unique<Fp32Only>();
+    hidden->op = make_quant_linear(m);
+    const ActQuantLinear fp32(std::move(hidden));
+    EXPECT_FALSE(fp32.integer_kernel());
+    const bool has_kernel = IntQuantLinear(m, {}).has_int8_kernel();
+    EXPECT_EQ(integer.integer_kernel(), has_kernel) << spec;
+    for (int64_t n : {1, 5, 40}) {
+      const std::vector<float> x = normal_values(n * in, uint32_t(n));
+      std::vector<float> a(size_t(n * out)), b(size_t(n * out));
+      integer.forward(x.data(), n, a.data());
+      fp32.forward(x.data(), n, b.data());
+      for (size_t k = 0; k < a.size(); ++k) ASSERT_NEAR(a[k], b[k], 2e-5f * (1.0f + std::fabs(b[k]))) << spec << " n=" << n;
+    }
+  }
 }
 
 }  // namespace

@@ -21,31 +21,60 @@ inline float round_half_even(float v) {
 // Rows × inputs below which quantizing the rows is not worth forking threads for.
 constexpr int64_t kParallelElements = int64_t{1} << 15;
 
+// The scale absmax / 127, 0 for a row of zeros.
+float activation_scale(std::span<const float> x) {
+  // `omp simd`: without it GCC vectorizes neither this max reduction nor the loops below (the
+  // clamp's branches).
+  float absmax = 0.0f;
+#pragma omp simd reduction(max : absmax)
+  for (size_t i = 0; i < x.size(); ++i) absmax = std::max(absmax, std::fabs(x[i]));
+  return absmax / 127.0f;
+}
+
+// q = round_half_even(v / s) in [−127, 127], as a float. Division, as the definition writes it
+// (and PyTorch computes it), not a reciprocal.
+inline float activation_code(float v, float scale) {
+  const float r = v / scale;
+  return round_half_even(r < -127.0f ? -127.0f : r > 127.0f ? 127.0f : r);
+}
+
+const Int8InputOp* integer_path(const LinearOp& op) {
+  const auto* int8 = dynamic_cast<const Int8InputOp*>(&op);
+  return int8 != nullptr && int8->has_int8_kernel() ? int8 : nullptr;
+}
+
 }  // namespace
 
 bool valid_act_bits(int act_bits) { return act_bits == 8 || act_bits == kActBitsNone; }
 
 void quantize_activation_row(std::span<const float> x, std::span<float> out) {
-  // `omp simd`: without it GCC vectorizes neither loop (a max reduction, the clamp's branches).
-  float absmax = 0.0f;
-#pragma omp simd reduction(max : absmax)
-  for (size_t i = 0; i < x.size(); ++i) absmax = std::max(absmax, std::fabs(x[i]));
-  if (absmax == 0.0f) {
+  const float scale = activation_scale(x);
+  if (scale == 0.0f) {
     std::fill(out.begin(), out.end(), 0.0f);
     return;
   }
-  const float scale = absmax / 127.0f;
-  // Division, as the definition writes it (and PyTorch computes it), not a reciprocal.
 #pragma omp simd
-  for (size_t i = 0; i < x.size(); ++i) {
-    const float v = x[i] / scale;
-    out[i] = round_half_even(v < -127.0f ? -127.0f : v > 127.0f ? 127.0f : v) * scale;
-  }
+  for (size_t i = 0; i < x.size(); ++i) out[i] = activation_code(x[i], scale) * scale;
 }
 
-ActQuantLinear::ActQuantLinear(LinearPtr inner) : inner_(std::move(inner)) {}
+float quantize_activation_codes(std::span<const float> x, std::span<int8_t> codes) {
+  const float scale = activation_scale(x);
+  if (scale == 0.0f) {
+    std::fill(codes.begin(), codes.end(), int8_t{0});
+    return 0.0f;
+  }
+#pragma omp simd
+  for (size_t i = 0; i < x.size(); ++i) codes[i] = int8_t(activation_code(x[i], scale));
+  return scale;
+}
+
+ActQuantLinear::ActQuantLinear(LinearPtr inner) : inner_(std::move(inner)), int8_op_(integer_path(*inner_)) {}
 
 void ActQuantLinear::forward(const float* x, int64_t n, float* y) const {
+  if (int8_op_ != nullptr) {
+    int8_op_->forward_a8(x, n, y);
+    return;
+  }
   const int64_t in = in_features();
   // Reused across calls: a decode step runs this once per linear, too often for an allocation.
   thread_local std::vector<float> quantized;

@@ -2,8 +2,10 @@
 // inner op) plus this. Each token's input row is quantized to INT8 on the fly, symmetric with
 // its own scale (dynamic per-token, as SmoothQuant's and vLLM's W8A8 do it):
 //   s = max_i |x_i| / 127,  q_i = round_half_even(x_i / s),  x̂_i = q_i · s.
-// forward() multiplies x̂ by the inner op's weights in fp32, i.e. it computes what an integer
-// kernel computes (s · Σ q_i·ŵ_i) up to fp32 summation order: the accuracy of A8, not its speed.
+// Where the inner op has an integer kernel (Int8InputOp: GPTQ-layout INT2/4/8 weights on AVX-512
+// VNNI), forward() hands x to it, and it computes q and s and sums q_i · code_i exactly in int32;
+// elsewhere it multiplies x̂ by the inner op's weights in fp32, which computes the same value up
+// to fp32 rounding (s · Σ q_i·ŵ_i in another order): the accuracy of A8, not its speed.
 #pragma once
 
 #include <cstdint>
@@ -20,10 +22,26 @@ bool valid_act_bits(int act_bits);
 
 // x̂ of one row (the formula above); a row of zeros stays zeros.
 void quantize_activation_row(std::span<const float> x, std::span<float> out);
+// q of one row into `codes`; returns s (0 for a row of zeros, whose codes are all 0).
+float quantize_activation_codes(std::span<const float> x, std::span<int8_t> codes);
+
+// An op that can quantize its input rows to INT8 itself and multiply them in integer arithmetic.
+class Int8InputOp {
+ public:
+  // Whether forward_a8 may be called: this CPU has kernels for this op's weights.
+  virtual bool has_int8_kernel() const = 0;
+  // y[n, out] = x̂ · Wᵀ, x̂ the rows quantized by quantize_activation_codes' rule; overwrites y.
+  virtual void forward_a8(const float* x, int64_t n, float* y) const = 0;
+
+ protected:
+  ~Int8InputOp() = default;
+};
 
 class ActQuantLinear final : public LinearOp {
  public:
   explicit ActQuantLinear(LinearPtr inner);
+  // Whether forward() runs the inner op's integer kernel (for tests and reports).
+  bool integer_kernel() const { return int8_op_ != nullptr; }
   int64_t in_features() const override { return inner_->in_features(); }
   int64_t out_features() const override { return inner_->out_features(); }
   void forward(const float* x, int64_t n, float* y) const override;
@@ -33,6 +51,7 @@ class ActQuantLinear final : public LinearOp {
 
  private:
   LinearPtr inner_;
+  const Int8InputOp* int8_op_;  // inner_ as an Int8InputOp with a kernel here, else null
 };
 
 // `op` reading activations of `act_bits` bits: op itself for 16, wrapped for 8. Throws

@@ -62,7 +62,11 @@ struct Avx512Ops {
 }  // namespace
 
 const QuantKernels& avx512_quant_kernels() {
-  static const QuantKernels k = simd::make_kernels<Avx512Ops>();
+  static const QuantKernels k = [] {
+    QuantKernels kernels = simd::make_kernels<Avx512Ops>();
+    add_avx512_vnni_kernels(kernels);
+    return kernels;
+  }();
   return k;
 }
 

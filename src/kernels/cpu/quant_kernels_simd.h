@@ -167,9 +167,16 @@ void bnb4_dequant(const Bnb4Tensors& T, int64_t r0, int64_t r1, float* w) {
   }
 }
 
+// The INT8-activation kernels are not written over Ops (a byte dot product has no AVX2 + FMA
+// counterpart): null here, added by the ISA that has them.
 template <class Ops>
 QuantKernels make_kernels() {
-  return {int_gemv<Ops>, int_dequant<Ops>, bnb4_gemv<Ops>, bnb4_dequant<Ops>};
+  return {.int_gemv = int_gemv<Ops>,
+          .int_dequant = int_dequant<Ops>,
+          .int_gemv_a8 = nullptr,
+          .int_a8_quantize = nullptr,
+          .bnb4_gemv = bnb4_gemv<Ops>,
+          .bnb4_dequant = bnb4_dequant<Ops>};
 }
 
 }  // namespace moeq::simd

@@ -34,6 +34,20 @@ struct IntLayout {
   uint32_t code(int64_t i, int64_t o) const;
 };
 
+// Whether the INT8-activation kernels (int_gemv_a8) take codes of `bits` bits: 2, 4 and 8,
+// whose codes never straddle a 32-bit word.
+constexpr bool a8_kernel_bits(int bits) { return bits == 2 || bits == 4 || bits == 8; }
+
+// Where padded input i sits in the INT8 activations of those kernels. Masking a word of codes
+// to the low `bits` of each byte after a shift of m·bits leaves in byte j the code of input
+// j·(8/bits) + m: so within each word's inputs, slot m·4 + j holds that input, and every 4
+// consecutive slots are the 4 activations one byte-wise dot product (vpdpbusd) pairs with one
+// masked word. Identity for 8 bits; a permutation within each word's inputs otherwise.
+constexpr int64_t a8_slot(int bits, int64_t i) {
+  const int64_t per_byte = 8 / bits, per_word = 4 * per_byte, k = i % per_word;
+  return i - k + k % per_byte * 4 + k / per_byte;
+}
+
 // From an Int QuantizedMatrix; scales are rounded to fp16 exactly as pack_gptq stores them.
 IntLayout make_int_layout(const QuantizedMatrix& m);
 

@@ -1,6 +1,7 @@
 #include "kernels/cpu/quant_linear.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <vector>
 
 #include "core/int_math.h"
@@ -52,19 +53,21 @@ IntQuantLinear::IntQuantLinear(const QuantizedMatrix& m, const QuantLinearOption
 
 size_t IntQuantLinear::storage_bytes() const { return size_t(quant_size(spec_, layout_.out, layout_.in).total()); }
 
-void IntQuantLinear::forward(const float* x, int64_t n, float* y) const {
+const float* IntQuantLinear::group_ordered(const float* x, int64_t n) const {
   const IntLayout& L = layout_;
-  const float* xp = x;
+  if (L.identity) return x;
   thread_local std::vector<float> gathered;
-  if (!L.identity) {  // group order and padding (act-order, or in % 32 != 0)
-    gathered.resize(size_t(n * L.in_pad));
-    for (int64_t t = 0; t < n; ++t)
-      for (int64_t i = 0; i < L.in_pad; ++i) {
-        const int32_t c = L.src_col[size_t(i)];
-        gathered[size_t(t * L.in_pad + i)] = c < 0 ? 0.0f : x[t * L.in + c];
-      }
-    xp = gathered.data();
-  }
+  gathered.resize(size_t(n * L.in_pad));
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t i = 0; i < L.in_pad; ++i) {
+      const int32_t c = L.src_col[size_t(i)];
+      gathered[size_t(t * L.in_pad + i)] = c < 0 ? 0.0f : x[t * L.in + c];
+    }
+  return gathered.data();
+}
+
+void IntQuantLinear::forward(const float* x, int64_t n, float* y) const {
+  const float* xp = group_ordered(x, n);
   if (n >= gemm_min_tokens_)
     gemm(xp, n, y);
   else
@@ -87,22 +90,56 @@ void IntQuantLinear::gemm(const float* xp, int64_t n, float* y) const {
   });
 }
 
+template <class Kernel>
+void IntQuantLinear::over_output_blocks(int64_t n, float* y, Kernel&& kernel) const {
+  const IntLayout& L = layout_;
+  thread_local std::vector<float> ypad;
+  ypad.resize(size_t(n * L.out_pad));
+  float* yp = ypad.data();
+  parallel_for(ceil_div(L.out_pad, kGemvOuts), worth_forking(n, L.in, L.out), Schedule::Static, [&](int64_t k) {
+    kernel(k * kGemvOuts, std::min(L.out_pad, (k + 1) * kGemvOuts), yp, L.out_pad);
+  });
+  for (int64_t t = 0; t < n; ++t) std::copy_n(yp + t * L.out_pad, L.out, y + t * L.out);
+}
+
 void IntQuantLinear::gemv(const float* xp, int64_t n, float* y) const {
   const IntLayout& L = layout_;
-  thread_local std::vector<float> xsum, ypad;
+  thread_local std::vector<float> xsum;
   xsum.assign(size_t(n * L.n_groups), 0.0f);
   for (int64_t t = 0; t < n; ++t)
     for (int64_t g = 0; g < L.n_groups; ++g)
       for (int64_t i = L.group_start[size_t(g)]; i < L.group_start[size_t(g + 1)]; ++i)
         xsum[size_t(t * L.n_groups + g)] += xp[t * L.in_pad + i];
-  ypad.resize(size_t(n * L.out_pad));
-  const int64_t items = ceil_div(L.out_pad, kGemvOuts);
-  const float* sums = xsum.data();
-  float* yp = ypad.data();
-  parallel_for(items, worth_forking(n, L.in, L.out), Schedule::Static, [&](int64_t k) {
-    kernels_->int_gemv(L, xp, sums, n, k * kGemvOuts, std::min(L.out_pad, (k + 1) * kGemvOuts), yp, L.out_pad);
+  const float* sums = xsum.data();  // not named in the lambda: other threads have their own xsum
+  over_output_blocks(n, y, [&](int64_t o0, int64_t o1, float* yp, int64_t ldy) {
+    kernels_->int_gemv(L, xp, sums, n, o0, o1, yp, ldy);
   });
-  for (int64_t t = 0; t < n; ++t) std::copy_n(yp + t * L.out_pad, L.out, y + t * L.out);
+}
+
+// The largest |Σ code · activation| of a group, 255 · 128 · width, must fit int32.
+bool IntQuantLinear::has_int8_kernel() const {
+  const IntLayout& L = layout_;
+  int64_t widest = 0;
+  for (int64_t g = 0; g < L.n_groups; ++g) widest = std::max(widest, L.group_start[size_t(g + 1)] - L.group_start[size_t(g)]);
+  return kernels_->int_gemv_a8 != nullptr && a8_kernel_bits(L.bits) && 255 * 128 * widest <= INT32_MAX;
+}
+
+void IntQuantLinear::forward_a8(const float* x, int64_t n, float* y) const {
+  const IntLayout& L = layout_;
+  thread_local std::vector<int8_t> xq;
+  thread_local std::vector<int32_t> xqsum;
+  thread_local std::vector<float> xscale;
+  xq.resize(size_t(n * L.in_pad));
+  xqsum.resize(size_t(n * L.n_groups));
+  xscale.resize(size_t(n));
+  kernels_->int_a8_quantize(L, group_ordered(x, n), n, xq.data(), xqsum.data(), xscale.data());
+  // The thread_local buffers are named on this thread only: other threads have their own.
+  const int8_t* codes = xq.data();
+  const int32_t* sums = xqsum.data();
+  const float* scales = xscale.data();
+  over_output_blocks(n, y, [&](int64_t o0, int64_t o1, float* yp, int64_t ldy) {
+    kernels_->int_gemv_a8(L, codes, sums, scales, n, o0, o1, yp, ldy);
+  });
 }
 
 // Rows of W are outputs here: dequantize the kOutPad-wide tile holding each and read its column

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include "kernels/act_quant_linear.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/quant_kernels.h"
 #include "kernels/cpu/quant_layout.h"
@@ -22,8 +23,9 @@ struct QuantLinearOptions {
   int64_t gemm_min_tokens = 16;   // n at or above this takes the tile + gemm path
 };
 
-// Int (GPTQ layout): any bits in {2, 3, 4, 8}, group size, sym/asym, act-order g_idx.
-class IntQuantLinear final : public LinearOp {
+// Int (GPTQ layout): any bits in {2, 3, 4, 8}, group size, sym/asym, act-order g_idx. Takes INT8
+// activations in integers where the kernels have int_gemv_a8 for its bits.
+class IntQuantLinear final : public LinearOp, public Int8InputOp {
  public:
   IntQuantLinear(const QuantizedMatrix& m, const QuantLinearOptions& options);
   int64_t in_features() const override { return layout_.in; }
@@ -32,10 +34,18 @@ class IntQuantLinear final : public LinearOp {
   void weight_rows(int64_t first, int64_t count, float* out) const override;
   size_t storage_bytes() const override;
   std::string format_name() const override { return to_string(spec_); }
+  bool has_int8_kernel() const override;
+  void forward_a8(const float* x, int64_t n, float* y) const override;
 
  private:
+  // x in group order with padding (act-order, in % 32 != 0): x itself or a thread-local copy.
+  const float* group_ordered(const float* x, int64_t n) const;
   void gemm(const float* xp, int64_t n, float* y) const;
   void gemv(const float* xp, int64_t n, float* y) const;
+  // Runs kernel(o0, o1, ypad, ldy) over blocks of outputs (threads when worth it) into a padded
+  // [n, out_pad] buffer, then copies the first `out` columns of each row to y.
+  template <class Kernel>
+  void over_output_blocks(int64_t n, float* y, Kernel&& kernel) const;
 
   QuantSpec spec_;
   IntLayout layout_;

@@ -1,9 +1,11 @@
 // The scalar reference kernels: the definitions of kernels/cpu/quant_kernels.h written out one
 // weight at a time, each weight dequantized as (q − z) · s or table[q] · absmax. Every SIMD
 // kernel is tested against these.
+#include <cmath>
 #include <vector>
 
 #include "core/dtype.h"
+#include "kernels/act_quant_linear.h"
 #include "kernels/cpu/quant_kernels.h"
 
 namespace moeq {
@@ -31,6 +33,40 @@ void int_dequant(const IntLayout& L, int64_t o0, int64_t o1, float* b) {
   for (int64_t g = 0; g < L.n_groups; ++g)
     for (int64_t i = L.group_start[size_t(g)]; i < L.group_start[size_t(g + 1)]; ++i)
       for (int64_t o = o0; o < o1; ++o) b[i * (o1 - o0) + (o - o0)] = int_weight(L, g, i, o);
+}
+
+// std::fma: the SIMD kernel's fused multiply-add, so that the two agree bit for bit.
+void int_gemv_a8(const IntLayout& L, const int8_t* xq, const int32_t* xqsum, const float* xscale, int64_t n,
+                 int64_t o0, int64_t o1, float* y, int64_t ldy) {
+  for (int64_t t = 0; t < n; ++t) {
+    for (int64_t o = o0; o < o1; ++o) {
+      float acc = 0.0f;
+      for (int64_t g = 0; g < L.n_groups; ++g) {
+        int32_t dot = 0;
+        for (int64_t i = L.group_start[size_t(g)]; i < L.group_start[size_t(g + 1)]; ++i)
+          dot += int32_t(xq[t * L.in_pad + a8_slot(L.bits, i)]) * int32_t(L.code(i, o));
+        const size_t go = size_t(g * L.out_pad + o);
+        const int32_t zero_term = int32_t(L.zeros[go]) * xqsum[t * L.n_groups + g];
+        acc = std::fma(f16_to_f32(L.scales[go]), float(dot - zero_term), acc);
+      }
+      y[t * ldy + o] = acc * xscale[t];
+    }
+  }
+}
+
+void int_a8_quantize(const IntLayout& L, const float* x, int64_t n, int8_t* xq, int32_t* xqsum, float* xscale) {
+  std::vector<int8_t> codes(size_t(L.in_pad));
+  for (int64_t t = 0; t < n; ++t) {
+    xscale[t] = quantize_activation_codes({x + t * L.in_pad, size_t(L.in_pad)}, codes);
+    for (int64_t g = 0; g < L.n_groups; ++g) {
+      int32_t sum = 0;
+      for (int64_t i = L.group_start[size_t(g)]; i < L.group_start[size_t(g + 1)]; ++i) {
+        xq[t * L.in_pad + a8_slot(L.bits, i)] = codes[size_t(i)];
+        sum += codes[size_t(i)];
+      }
+      xqsum[t * L.n_groups + g] = sum;
+    }
+  }
 }
 
 // One row of ŵ: table[q] · absmax.
@@ -62,7 +98,12 @@ void bnb4_dequant(const Bnb4Tensors& T, int64_t r0, int64_t r1, float* w) {
 }  // namespace
 
 const QuantKernels& scalar_quant_kernels() {
-  static const QuantKernels k{int_gemv, int_dequant, bnb4_gemv, bnb4_dequant};
+  static const QuantKernels k{.int_gemv = int_gemv,
+                              .int_dequant = int_dequant,
+                              .int_gemv_a8 = int_gemv_a8,
+                              .int_a8_quantize = int_a8_quantize,
+                              .bnb4_gemv = bnb4_gemv,
+                              .bnb4_dequant = bnb4_dequant};
   return k;
 }
 
