@@ -40,7 +40,7 @@ inline float activation_code(float v, float scale) {
 
 const Int8InputOp* integer_path(const LinearOp& op) {
   const auto* int8 = dynamic_cast<const Int8InputOp*>(&op);
-  return int8 != nullptr && int8->has_int8_kernel() ? int8 : nullptr;
+  return int8 != nullptr && int8->int8_max_tokens() > 0 ? int8 : nullptr;
 }
 
 }  // namespace
@@ -71,7 +71,7 @@ float quantize_activation_codes(std::span<const float> x, std::span<int8_t> code
 ActQuantLinear::ActQuantLinear(LinearPtr inner) : inner_(std::move(inner)), int8_op_(integer_path(*inner_)) {}
 
 void ActQuantLinear::forward(const float* x, int64_t n, float* y) const {
-  if (int8_op_ != nullptr) {
+  if (int8_op_ != nullptr && n <= int8_op_->int8_max_tokens()) {
     int8_op_->forward_a8(x, n, y);
     return;
   }

@@ -2,10 +2,10 @@
 // inner op) plus this. Each token's input row is quantized to INT8 on the fly, symmetric with
 // its own scale (dynamic per-token, as SmoothQuant's and vLLM's W8A8 do it):
 //   s = max_i |x_i| / 127,  q_i = round_half_even(x_i / s),  x̂_i = q_i · s.
-// Where the inner op has an integer kernel (Int8InputOp: GPTQ-layout INT2/4/8 weights on AVX-512
-// VNNI), forward() hands x to it, and it computes q and s and sums q_i · code_i exactly in int32;
-// elsewhere it multiplies x̂ by the inner op's weights in fp32, which computes the same value up
-// to fp32 rounding (s · Σ q_i·ŵ_i in another order): the accuracy of A8, not its speed.
+// Where the inner op has integer kernels (Int8InputOp: GPTQ-layout INT2/4/8 weights), forward()
+// hands x to it, and it computes q and s and sums q_i · code_i exactly in int32. Elsewhere (INT3,
+// NF4/FP4) it multiplies x̂ by the inner op's weights in fp32, which computes the same value up to
+// fp32 rounding (s · Σ q_i·ŵ_i in another order): the accuracy of A8, not its speed.
 #pragma once
 
 #include <cstdint>
@@ -28,8 +28,9 @@ float quantize_activation_codes(std::span<const float> x, std::span<int8_t> code
 // An op that can quantize its input rows to INT8 itself and multiply them in integer arithmetic.
 class Int8InputOp {
  public:
-  // Whether forward_a8 may be called: this CPU has kernels for this op's weights.
-  virtual bool has_int8_kernel() const = 0;
+  // The most tokens a forward_a8 call should take (beyond them the op's fp32 path is faster);
+  // 0: no integer kernels for this op's weights.
+  virtual int64_t int8_max_tokens() const = 0;
   // y[n, out] = x̂ · Wᵀ, x̂ the rows quantized by quantize_activation_codes' rule; overwrites y.
   virtual void forward_a8(const float* x, int64_t n, float* y) const = 0;
 
@@ -40,7 +41,7 @@ class Int8InputOp {
 class ActQuantLinear final : public LinearOp {
  public:
   explicit ActQuantLinear(LinearPtr inner);
-  // Whether forward() runs the inner op's integer kernel (for tests and reports).
+  // Whether the inner op has integer kernels, which forward() runs up to their int8_max_tokens.
   bool integer_kernel() const { return int8_op_ != nullptr; }
   int64_t in_features() const override { return inner_->in_features(); }
   int64_t out_features() const override { return inner_->out_features(); }

@@ -21,13 +21,16 @@ struct QuantKernels {
   // Int × INT8 activations (W8A8 / W4A8), outputs [o0, o1) for n tokens, in integers:
   //   y[t·ldy + o] = xscale[t] · Σ_g s[g,o] · (Σ_{i∈g} xq[t·in_pad + a8_slot(i)] · q[i,o] − z[g,o] · xqsum[t·n_groups + g])
   // where the two inner sums are exact int32 and the rest fp32 (fused multiply-add over g).
-  // Null where the ISA has no byte dot product; bits per a8_kernel_bits.
+  // Bits per a8_kernel_bits; every table has it (AVX-512 without VNNI runs AVX2's).
   void (*int_gemv_a8)(const IntLayout& L, const int8_t* xq, const int32_t* xqsum, const float* xscale, int64_t n,
                       int64_t o0, int64_t o1, float* y, int64_t ldy);
   // The INT8 activations int_gemv_a8 reads, from the padded, group-ordered x [n, in_pad]: row t's
   // codes and scale by quantize_activation_codes (act_quant_linear.h), the code of padded input i
-  // at xq[t·in_pad + a8_slot(i)], and each group's sum of codes in xqsum. Null with int_gemv_a8.
+  // at xq[t·in_pad + a8_slot(i)], and each group's sum of codes in xqsum.
   void (*int_a8_quantize)(const IntLayout& L, const float* x, int64_t n, int8_t* xq, int32_t* xqsum, float* xscale);
+  // Whether int_gemv_a8 outruns the fp32 tile + gemm path for prefill-sized n, as VNNI's does;
+  // where it does not (AVX2: 0.4–0.7× at n = 512), the integer path is for decode only.
+  bool a8_beats_tile_gemm;
   // NF4/FP4, rows [r0, r1): y[t·ldy + r] = Σ_c x[t·cols + c] · table[q[r,c]] · absmax[r, c/64].
   void (*bnb4_gemv)(const Bnb4Tensors& T, const float* x, int64_t n, int64_t r0, int64_t r1, float* y, int64_t ldy);
   // NF4/FP4: w[(r−r0)·cols + c] = table[q[r,c]] · absmax[r, c/64] for rows [r0, r1).
@@ -41,8 +44,8 @@ const QuantKernels& quant_kernels(Isa isa);
 const QuantKernels& scalar_quant_kernels();
 const QuantKernels& avx2_quant_kernels();
 const QuantKernels& avx512_quant_kernels();
-// The AVX-512 VNNI int_gemv_a8 and int_a8_quantize (quant_kernels_avx512_vnni.cpp) set in
-// `kernels`; left null when this CPU lacks VNNI.
-void add_avx512_vnni_kernels(QuantKernels& kernels);
+// Sets the AVX-512 table's int_gemv_a8 and int_a8_quantize: the AVX-512 VNNI ones
+// (quant_kernels_avx512_vnni.cpp) where this CPU has VNNI, else AVX2's.
+void add_int8_activation_kernels(QuantKernels& kernels);
 
 }  // namespace moeq

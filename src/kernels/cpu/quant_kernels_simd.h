@@ -167,14 +167,15 @@ void bnb4_dequant(const Bnb4Tensors& T, int64_t r0, int64_t r1, float* w) {
   }
 }
 
-// The INT8-activation kernels are not written over Ops (a byte dot product has no AVX2 + FMA
-// counterpart): null here, added by the ISA that has them.
+// The INT8-activation kernels (quant_kernels_a8.h) are left to each ISA's file: AVX-512 takes
+// them from a file compiled for VNNI.
 template <class Ops>
 QuantKernels make_kernels() {
   return {.int_gemv = int_gemv<Ops>,
           .int_dequant = int_dequant<Ops>,
           .int_gemv_a8 = nullptr,
           .int_a8_quantize = nullptr,
+          .a8_beats_tile_gemm = false,
           .bnb4_gemv = bnb4_gemv<Ops>,
           .bnb4_dequant = bnb4_dequant<Ops>};
 }

@@ -116,12 +116,14 @@ void IntQuantLinear::gemv(const float* xp, int64_t n, float* y) const {
   });
 }
 
-// The largest |Σ code · activation| of a group, 255 · 128 · width, must fit int32.
-bool IntQuantLinear::has_int8_kernel() const {
+// INT2/4/8 (whole bytes per word), and a group's largest |Σ code · activation|, 255 · 128 · width,
+// within int32; every n, or decode only (below gemm_min_tokens) where the tile path is faster.
+int64_t IntQuantLinear::int8_max_tokens() const {
   const IntLayout& L = layout_;
   int64_t widest = 0;
   for (int64_t g = 0; g < L.n_groups; ++g) widest = std::max(widest, L.group_start[size_t(g + 1)] - L.group_start[size_t(g)]);
-  return kernels_->int_gemv_a8 != nullptr && a8_kernel_bits(L.bits) && 255 * 128 * widest <= INT32_MAX;
+  if (!a8_kernel_bits(L.bits) || 255 * 128 * widest > INT32_MAX) return 0;
+  return kernels_->a8_beats_tile_gemm ? INT64_MAX : gemm_min_tokens_ - 1;
 }
 
 void IntQuantLinear::forward_a8(const float* x, int64_t n, float* y) const {

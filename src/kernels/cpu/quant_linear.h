@@ -23,8 +23,8 @@ struct QuantLinearOptions {
   int64_t gemm_min_tokens = 16;   // n at or above this takes the tile + gemm path
 };
 
-// Int (GPTQ layout): any bits in {2, 3, 4, 8}, group size, sym/asym, act-order g_idx. Takes INT8
-// activations in integers where the kernels have int_gemv_a8 for its bits.
+// Int (GPTQ layout): any bits in {2, 3, 4, 8}, group size, sym/asym, act-order g_idx. At 2, 4 and
+// 8 bits it also multiplies INT8 activations in integers (int_gemv_a8).
 class IntQuantLinear final : public LinearOp, public Int8InputOp {
  public:
   IntQuantLinear(const QuantizedMatrix& m, const QuantLinearOptions& options);
@@ -34,7 +34,7 @@ class IntQuantLinear final : public LinearOp, public Int8InputOp {
   void weight_rows(int64_t first, int64_t count, float* out) const override;
   size_t storage_bytes() const override;
   std::string format_name() const override { return to_string(spec_); }
-  bool has_int8_kernel() const override;
+  int64_t int8_max_tokens() const override;
   void forward_a8(const float* x, int64_t n, float* y) const override;
 
  private:

@@ -102,6 +102,7 @@ const QuantKernels& scalar_quant_kernels() {
                               .int_dequant = int_dequant,
                               .int_gemv_a8 = int_gemv_a8,
                               .int_a8_quantize = int_a8_quantize,
+                              .a8_beats_tile_gemm = false,
                               .bnb4_gemv = bnb4_gemv,
                               .bnb4_dequant = bnb4_dequant};
   return k;
