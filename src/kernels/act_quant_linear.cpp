@@ -68,10 +68,12 @@ float quantize_activation_codes(std::span<const float> x, std::span<int8_t> code
   return scale;
 }
 
-ActQuantLinear::ActQuantLinear(LinearPtr inner) : inner_(std::move(inner)), int8_op_(integer_path(*inner_)) {}
+ActQuantLinear::ActQuantLinear(LinearPtr inner)
+    : inner_(std::move(inner)), int8_op_(integer_path(*inner_)),
+      int8_max_tokens_(int8_op_ != nullptr ? int8_op_->int8_max_tokens() : 0) {}
 
 void ActQuantLinear::forward(const float* x, int64_t n, float* y) const {
-  if (int8_op_ != nullptr && n <= int8_op_->int8_max_tokens()) {
+  if (int8_op_ != nullptr && n <= int8_max_tokens_) {
     int8_op_->forward_a8(x, n, y);
     return;
   }

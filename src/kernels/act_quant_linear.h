@@ -53,6 +53,7 @@ class ActQuantLinear final : public LinearOp {
  private:
   LinearPtr inner_;
   const Int8InputOp* int8_op_;  // inner_ as an Int8InputOp with a kernel here, else null
+  int64_t int8_max_tokens_;     // its int8_max_tokens(), asked once; 0 without
 };
 
 // `op` reading activations of `act_bits` bits: op itself for 16, wrapped for 8. Throws

@@ -37,11 +37,7 @@ struct Avx2Ops {
   static I and_(I a, I b) { return _mm256_and_si256(a, b); }
   static I set1_i(int v) { return _mm256_set1_epi32(v); }
   static F load_f16(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
-  static F load_u8(const uint8_t* p) {
-    int64_t bytes;
-    std::memcpy(&bytes, p, sizeof(bytes));
-    return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(bytes)));
-  }
+  static F load_u8(const uint8_t* p) { return cvt(load_u8_i(p)); }
   static Lut make_lut(const float* table) { return {_mm256_loadu_ps(table), _mm256_loadu_ps(table + 8)}; }
   // permutevar8x32 uses the low 3 bits; bit 3, moved to the sign, picks the half.
   static F lookup(Lut lut, I idx) {

@@ -30,9 +30,7 @@ struct Avx512Ops {
   static I and_(I a, I b) { return _mm512_and_si512(a, b); }
   static I set1_i(int v) { return _mm512_set1_epi32(v); }
   static F load_f16(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
-  static F load_u8(const uint8_t* p) {
-    return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
-  }
+  static F load_u8(const uint8_t* p) { return cvt(load_u8_i(p)); }
   static Lut make_lut(const float* table) { return _mm512_loadu_ps(table); }
   static F lookup(Lut lut, I idx) { return _mm512_permutexvar_ps(idx, lut); }
   // 16 codes from 8 bytes: duplicate each byte, then shift even lanes by 4 (high nibble first).
