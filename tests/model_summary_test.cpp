@@ -1,7 +1,7 @@
 // `moeq info`: parameter counts by role, checked against arithmetic from config.json dimensions
 // (the formulas of each architecture's modeling code), against the tensors themselves, and
 // against the parameter counts transformers reported when it built the fixtures.
-#include "arch/model_summary.h"
+#include "model/model_summary.h"
 
 #include <cstdio>
 #include <fstream>

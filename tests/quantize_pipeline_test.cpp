@@ -11,7 +11,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
-#include "arch/model_summary.h"
+#include "model/model_summary.h"
 #include "calib/calib_data.h"
 #include "calib/input_recorder.h"
 #include "core/error.h"
@@ -23,12 +23,12 @@
 #include "quant/algo/awq.h"
 #include "quant/algo/gptq.h"
 #include "quant/algo/rtn.h"
-#include "quant/formats/manifest.h"
+#include "model/manifest.h"
 #include "quant/formats/size.h"
 #include "quant/formats/traits.h"
 #include "quant/pipeline/layer_quantizer.h"
 #include "quant/plan/recipe.h"
-#include "quant/qtensor.h"
+#include "quant/formats/qtensor.h"
 #include "quant_test_util.h"
 #include "test_util.h"
 

@@ -3,14 +3,18 @@
 // bit allocation and the loaders ask here instead of matching names themselves.
 #pragma once
 
+#include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "model/model.h"
-
 namespace moeq {
+
+// What a weight matrix is for. Bit allocation, recipes and reports key on this.
+enum class TensorRole : uint8_t {
+  Embedding, LmHead, Norm, Attention, Router, RoutedExpert, SharedExpert, SharedExpertGate, DenseMlp, Other
+};
 
 // `expert` for a tensor that stacks every routed expert in its first dimension (granitemoe's
 // input_linear/output_linear [experts, out, in], transformers' fused experts.gate_up_proj).

@@ -1,6 +1,6 @@
 #include "model/loader.h"
 
-#include "quant/formats/checkpoint_io.h"
+#include "model/checkpoint_io.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>

@@ -7,7 +7,7 @@
 
 #include "io/safetensors.h"
 #include "model/blocks.h"
-#include "quant/formats/manifest.h"
+#include "model/manifest.h"
 
 namespace moeq {
 

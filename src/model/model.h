@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "arch/tensor_roles.h"
 #include "core/tensor.h"
 #include "kernels/dense_linear.h"
 #include "kernels/linear.h"
@@ -18,11 +19,6 @@ namespace moeq {
 
 struct ModelConfig;  // arch/config.h: parsed config.json + architecture description
 class KVCache;       // model/kv_cache.h: per-layer keys/values; copyable (forks a shared context)
-
-// What a weight matrix is for. Bit allocation, recipes and reports key on this.
-enum class TensorRole : uint8_t {
-  Embedding, LmHead, Norm, Attention, Router, RoutedExpert, SharedExpert, SharedExpertGate, DenseMlp, Other
-};
 
 // One linear layer of the model, addressable by its Hugging Face tensor name.
 struct LinearSlot {

@@ -5,7 +5,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "arch/model_summary.h"
+#include "model/model_summary.h"
 #include "arch/tensor_roles.h"
 #include "commands.h"
 #include "io/safetensors.h"

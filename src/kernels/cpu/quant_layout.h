@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "quant/formats/bnb4.h"
-#include "quant/qtensor.h"
+#include "quant/formats/qtensor.h"
 
 namespace moeq {
 

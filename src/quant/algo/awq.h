@@ -45,7 +45,7 @@
 #include <vector>
 
 #include "core/tensor.h"
-#include "quant/qtensor.h"
+#include "quant/formats/qtensor.h"
 
 namespace moeq {
 

@@ -22,7 +22,7 @@
 
 #include "core/tensor.h"
 #include "quant/algo/group_params.h"
-#include "quant/qtensor.h"
+#include "quant/formats/qtensor.h"
 
 namespace moeq {
 

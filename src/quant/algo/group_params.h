@@ -23,7 +23,7 @@
 #include <cstdint>
 #include <span>
 
-#include "quant/qtensor.h"
+#include "quant/formats/qtensor.h"
 
 namespace moeq {
 

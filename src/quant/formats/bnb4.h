@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "quant/qtensor.h"
+#include "quant/formats/qtensor.h"
 
 namespace moeq {
 

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "core/int_math.h"
-#include "quant/qtensor.h"
+#include "quant/formats/qtensor.h"
 
 namespace moeq {
 

@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#include "quant/qtensor.h"
+#include "quant/formats/qtensor.h"
 
 namespace moeq {
 

@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-#include "quant/qtensor.h"
+#include "quant/formats/qtensor.h"
 
 namespace moeq {
 

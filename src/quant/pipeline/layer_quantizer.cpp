@@ -15,7 +15,7 @@
 #include "quant/algo/awq.h"
 #include "quant/algo/gptq.h"
 #include "quant/algo/rtn.h"
-#include "quant/formats/checkpoint_io.h"
+#include "model/checkpoint_io.h"
 
 namespace moeq {
 namespace {

@@ -13,8 +13,8 @@
 #include "core/error.h"
 #include "quant/algo/gptq.h"
 #include "quant/algo/rtn.h"
-#include "quant/formats/checkpoint_io.h"
-#include "quant/formats/manifest.h"
+#include "model/checkpoint_io.h"
+#include "model/manifest.h"
 #include "quant/formats/size.h"
 #include "quant/plan/recipe.h"
 

@@ -12,7 +12,7 @@
 #include "arch/tensor_roles.h"
 #include "kernels/act_quant_linear.h"
 #include "model/model.h"
-#include "quant/qtensor.h"
+#include "quant/formats/qtensor.h"
 
 namespace moeq::plan {
 

@@ -20,7 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kernels/act_quant_linear.h"
-#include "quant/qtensor.h"
+#include "quant/formats/qtensor.h"
 
 namespace moeq {
 

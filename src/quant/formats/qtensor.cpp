@@ -1,4 +1,4 @@
-#include "quant/qtensor.h"
+#include "quant/formats/qtensor.h"
 
 #include <algorithm>
 #include <charconv>

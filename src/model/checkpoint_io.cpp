@@ -1,4 +1,4 @@
-#include "quant/formats/checkpoint_io.h"
+#include "model/checkpoint_io.h"
 
 #include <cstring>
 

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "io/safetensors.h"
-#include "model/model.h"
+#include "arch/tensor_roles.h"
 
 namespace moeq {
 

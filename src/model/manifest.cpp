@@ -1,4 +1,4 @@
-#include "quant/formats/manifest.h"
+#include "model/manifest.h"
 
 #include <fstream>
 

@@ -13,7 +13,7 @@
 //    input (q/k/v, an expert's gate/up) share one tensor. A down projection's scale is folded
 //    into its up projection's rows instead where up is INT-quantized (no tensor at all).
 // Bits, group size and symmetry cannot be recovered from the tensors: they are recorded per
-// tensor in config.json's quantization_config (quant/formats/manifest.h).
+// tensor in config.json's quantization_config (model/manifest.h).
 #pragma once
 
 #include <optional>
@@ -23,8 +23,8 @@
 
 #include "io/safetensors.h"
 #include "kernels/linear.h"
-#include "quant/formats/manifest.h"
-#include "quant/qtensor.h"
+#include "model/manifest.h"
+#include "quant/formats/qtensor.h"
 
 namespace moeq {
 

@@ -1,4 +1,4 @@
-#include "arch/model_summary.h"
+#include "model/model_summary.h"
 
 #include <algorithm>
 #include <fstream>
@@ -9,8 +9,8 @@
 #include "arch/tensor_roles.h"
 #include "core/error.h"
 #include "io/safetensors.h"
-#include "quant/formats/checkpoint_io.h"
-#include "quant/formats/manifest.h"
+#include "model/checkpoint_io.h"
+#include "model/manifest.h"
 
 namespace moeq {
 
