@@ -1,5 +1,7 @@
 #include "calib/hessian.h"
 
+#include <omp.h>
+
 #include <cmath>
 
 #include <gtest/gtest.h>
@@ -56,6 +58,34 @@ TEST(Hessian, MatchesNaiveTwoOverNXtX) {
   for (int t = 0; t < 2; ++t) halves[size_t(t)].add(rows_of(x, t * 3000, (t + 1) * 3000));
   halves[0].merge(halves[1]);
   expect_close(halves[0].hessian(), ref, 1e-5);
+}
+
+// The sums are the same bit for bit on one thread, on two, and inside a parallel region (where
+// the model's experts run side by side): quantizing gives one model whatever the machine.
+TEST(Hessian, SameSumsOnAnyNumberOfThreads) {
+  const Tensor x = correlated_inputs(5000, 40, 3, 2);
+  std::vector<float> weights(5000);
+  for (size_t r = 0; r < weights.size(); ++r) weights[r] = 0.25f + float(r % 7) / 8.0f;
+  const auto sums = [&] {
+    HessianAccumulator acc(40);
+    acc.add(rows_of(x, 0, 1500));
+    acc.add(rows_of(x, 1500, 5000), std::span(weights).subspan(1500));
+    return std::pair(acc.hessian().data, acc.mean_abs());
+  };
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const auto one = sums();
+  omp_set_num_threads(2);
+  const auto two = sums();
+  std::pair<std::vector<float>, std::vector<float>> nested;
+#pragma omp parallel num_threads(2)
+  {
+#pragma omp single
+    nested = sums();
+  }
+  omp_set_num_threads(threads);
+  EXPECT_EQ(one, two);
+  EXPECT_EQ(one, nested);
 }
 
 // Weighted rows: H = 2 Σ w x xᵀ / Σ w. A row of weight 2 counts as two copies of the row.

@@ -2,6 +2,8 @@
 // 16-bit, GPTQ beats RTN, a killed run resumes to the same result, bad input fails cleanly.
 #include "quant/pipeline/quantize.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -11,7 +13,6 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
-#include "model/model_summary.h"
 #include "calib/calib_data.h"
 #include "calib/input_recorder.h"
 #include "core/error.h"
@@ -19,16 +20,17 @@
 #include "io/safetensors.h"
 #include "io/tokenizer.h"
 #include "kernels/act_quant_linear.h"
+#include "model/manifest.h"
 #include "model/model.h"
+#include "model/model_summary.h"
 #include "quant/algo/awq.h"
 #include "quant/algo/gptq.h"
 #include "quant/algo/rtn.h"
-#include "model/manifest.h"
+#include "quant/formats/qtensor.h"
 #include "quant/formats/size.h"
 #include "quant/formats/traits.h"
 #include "quant/pipeline/layer_quantizer.h"
 #include "quant/plan/recipe.h"
-#include "quant/formats/qtensor.h"
 #include "quant_test_util.h"
 #include "test_util.h"
 
@@ -364,6 +366,25 @@ TEST(QuantizePipeline, KilledRunLeavesNoOutputAndResumesToTheSameResult) {
   quantize_model(o);
   EXPECT_FALSE(fs::exists(resumed.string() + ".partial"));
   EXPECT_DOUBLE_EQ(demo_perplexity(fresh, 2), demo_perplexity(resumed, 2));
+}
+
+// The same recipe and calibration give the same files on one thread and on two: the Hessians'
+// sums and GPTQ's sweeps are split by rows, not by threads, and the model runs experts side by
+// side or one after another (moe.cpp) with the same results.
+TEST(QuantizePipeline, GptqWritesTheSameFilesOnOneAndTwoThreads) {
+  const fs::path recipe = write_recipe("threads", std::string("[[rule]]\nmethod = \"gptq\"\nbits = 4\n") + kExperts);
+  const int threads = omp_get_max_threads();
+  std::map<fs::path, std::string> files[2];
+  for (int t : {1, 2}) {
+    const fs::path out = scratch(fmt::format("threads-{}", t));
+    omp_set_num_threads(t);
+    quantize_model(options(demo_model(), recipe, out));
+    for (const auto& entry : fs::directory_iterator(out))
+      if (entry.path().extension() == ".safetensors") files[t - 1][entry.path().filename()] = testing::read_file(entry.path());
+  }
+  omp_set_num_threads(threads);
+  ASSERT_FALSE(files[0].empty());
+  EXPECT_TRUE(files[0] == files[1]);
 }
 
 TEST(QuantizePipeline, RouterQuantizedOnlyWhenARuleNamesIt) {

@@ -1,8 +1,11 @@
-// Helpers shared by the tests: where ../shared is, and reading reference files.
+// Helpers shared by the tests: where ../shared is, reading reference files, whole files.
 #pragma once
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -30,5 +33,17 @@ inline std::filesystem::path shared_model(std::string_view name) { return shared
 // The trained demo model and calibration text that ship with the repository (scripts/demo.sh).
 inline std::filesystem::path demo_model() { return source_dir() / "models/demo_mixtral"; }
 inline std::filesystem::path demo_calib_text() { return source_dir() / "data/calib/demo_calib.txt"; }
+
+inline std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot open " + path.string());
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+inline void write_file(const std::filesystem::path& path, std::string_view text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(text.data(), std::streamsize(text.size()));
+  if (!out) throw std::runtime_error("cannot write " + path.string());
+}
 
 }  // namespace moeq::testing

@@ -11,19 +11,9 @@
 #include <string_view>
 #include <vector>
 
+#include "test_util.h"
+
 namespace moeq::testing {
-
-inline std::string read_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot open " + path.string());
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-inline void write_file(const std::filesystem::path& path, std::string_view text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(text.data(), std::streamsize(text.size()));
-  if (!out) throw std::runtime_error("cannot write " + path.string());
-}
 
 // Raw int32 little-endian, the layout of reference/*.ids.int32.
 inline std::vector<int32_t> read_ids(const std::filesystem::path& path) {

@@ -7,6 +7,7 @@
 #include <omp.h>
 
 #include "core/error.h"
+#include "core/int_math.h"
 
 namespace moeq {
 
@@ -14,8 +15,9 @@ namespace {
 // Rows per ssyrk call: large enough for BLAS efficiency, small enough that the fp32 partial sums
 // stay accurate before they are added to the double accumulator.
 constexpr int64_t kChunkRows = 4096;
-// Fewer rows than this per thread and the partial sums cost more than the split saves.
-constexpr int64_t kMinRowsPerThread = 512;
+// Rows per fp32 partial sum: each is one thread's work between joins, and enough rows that the
+// join (dim² additions) costs little beside the ssyrk (rows · dim² / 2 multiply-adds).
+constexpr int64_t kSliceRows = 512;
 }  // namespace
 
 HessianAccumulator::HessianAccumulator(int64_t dim)
@@ -57,19 +59,17 @@ void HessianAccumulator::add_rows(const float* x, int64_t rows, const float* row
     weight_sum_ += double(rows);
   }
   tokens_ += rows;
-  // Each thread takes a slice of the rows and runs a single-threaded ssyrk into its own partial
-  // sum. OpenBLAS's own threading of one ssyrk synchronises its threads inside the call, which
-  // on 2 cores shared with other jobs made it several times slower than one thread.
-  const int threads = int(std::clamp<int64_t>(rows / kMinRowsPerThread, 1, omp_get_max_threads()));
+  // Fixed slices of the rows, each a single-threaded ssyrk into an fp32 partial, joined to the
+  // double sums in slice order: the same sums on any number of threads, and whether or not the
+  // caller is itself one thread of a parallel region (the model runs experts side by side).
+  // OpenBLAS's own threading of one ssyrk synchronises its threads inside the call, which on
+  // 2 cores shared with other jobs made it several times slower than one thread.
+  const int64_t slices = ceil_div(rows, kSliceRows);
+  const int threads = int(std::min<int64_t>(slices, omp_get_max_threads()));
   partials_.resize(size_t(threads));
-  size_t team = 1;  // smaller than `threads` when called from inside another parallel region
   const int n = int(dim_);
-#pragma omp parallel num_threads(threads)
-  {
-    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-    if (t == 0) team = size_t(nt);
-    const int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
-    Partial& p = partials_[size_t(t)];
+  const auto fill = [&](int64_t slice, Partial& p) {
+    const int64_t r0 = slice * kSliceRows, r1 = std::min(rows, r0 + kSliceRows);
     p.gram.resize(size_t(dim_ * dim_));
     p.abs_sum.assign(size_t(dim_), 0.0);
     cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, int(r1 - r0), 1.0f, a + r0 * dim_, n, 0.0f,
@@ -78,12 +78,25 @@ void HessianAccumulator::add_rows(const float* x, int64_t rows, const float* row
       const double w = row_weights ? row_weights[r] : 1.0;
       for (int64_t c = 0; c < dim_; ++c) p.abs_sum[size_t(c)] += w * std::fabs(x[r * dim_ + c]);
     }
-  }
-  for (size_t t = 0; t < team; ++t) {
-    const Partial& p = partials_[t];
+  };
+  const auto join = [&](const Partial& p) {
     for (int64_t i = 0; i < dim_; ++i)
       for (int64_t j = i; j < dim_; ++j) xtx_[size_t(i * dim_ + j)] += p.gram[size_t(i * dim_ + j)];
     for (int64_t c = 0; c < dim_; ++c) abs_sum_[size_t(c)] += p.abs_sum[size_t(c)];
+  };
+  if (threads == 1) {
+    for (int64_t slice = 0; slice < slices; ++slice) {
+      fill(slice, partials_[0]);
+      join(partials_[0]);
+    }
+    return;
+  }
+#pragma omp parallel for ordered schedule(static, 1) num_threads(threads)
+  for (int64_t slice = 0; slice < slices; ++slice) {
+    Partial& p = partials_[size_t(omp_get_thread_num())];
+    fill(slice, p);
+#pragma omp ordered
+    join(p);
   }
 }
 

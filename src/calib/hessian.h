@@ -44,11 +44,11 @@ class HessianAccumulator {
   double weight_sum_ = 0.0;
   std::vector<double> xtx_;      // Σ w x xᵀ, upper triangle (row-major) filled
   std::vector<double> abs_sum_;  // Σ w |x|
-  struct Partial {               // one thread's share of a chunk, before it joins the sums
+  struct Partial {               // one slice of a chunk's rows, before it joins the sums
     std::vector<float> gram;     // xᵀx from ssyrk, upper triangle
     std::vector<double> abs_sum;
   };
-  std::vector<Partial> partials_;
+  std::vector<Partial> partials_;  // one per thread
   std::vector<float> scaled_;    // one chunk's rows multiplied by sqrt(w)
 };
 

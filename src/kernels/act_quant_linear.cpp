@@ -18,9 +18,6 @@ inline float round_half_even(float v) {
   return (v + kMagic) - kMagic;
 }
 
-// Rows × inputs below which quantizing the rows is not worth forking threads for.
-constexpr int64_t kParallelElements = int64_t{1} << 15;
-
 // The scale absmax / 127, 0 for a row of zeros.
 float activation_scale(std::span<const float> x) {
   // `omp simd`: without it GCC vectorizes neither this max reduction nor the loops below (the

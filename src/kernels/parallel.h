@@ -14,6 +14,9 @@ namespace moeq {
 
 enum class Schedule { Static, Dynamic };
 
+// Elements below which a loop of a few operations per element is not worth forking threads for.
+inline constexpr int64_t kParallelElements = int64_t{1} << 15;
+
 // Whether a parallel region started here would get more than one thread.
 inline bool can_fork() { return omp_get_level() == 0 && omp_get_max_threads() > 1; }
 

@@ -1,6 +1,10 @@
 #include "model/blocks.h"
 
+#include <algorithm>
+
+#include "core/int_math.h"
 #include "kernels/ops.h"
+#include "kernels/parallel.h"
 
 namespace moeq {
 
@@ -13,10 +17,16 @@ void Linear::operator()(const float* x, int64_t n, float* y) const {
 }
 
 void Norm::apply(float* x, int64_t rows) const {
-  if (kind == NormKind::LayerNorm)
-    layer_norm(x, rows, dim(), weight.data(), bias.data(), eps);
-  else
-    rms_norm(x, rows, dim(), weight.data(), eps);
+  // Rows are independent: a prefill's are split over the threads, kRows at a time.
+  constexpr int64_t kRows = 64;
+  const int64_t d = dim();
+  parallel_for(ceil_div(rows, kRows), rows * d >= kParallelElements, Schedule::Static, [&](int64_t chunk) {
+    const int64_t r0 = chunk * kRows, m = std::min(kRows, rows - r0);
+    if (kind == NormKind::LayerNorm)
+      layer_norm(x + r0 * d, m, d, weight.data(), bias.data(), eps);
+    else
+      rms_norm(x + r0 * d, m, d, weight.data(), eps);
+  });
 }
 
 void Mlp::forward(const float* x, int64_t n, float* out, Workspace& ws) const {

@@ -7,8 +7,8 @@
 #include <filesystem>
 #include <string>
 
-#include "io/safetensors.h"
 #include "arch/tensor_roles.h"
+#include "io/safetensors.h"
 
 namespace moeq {
 

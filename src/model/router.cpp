@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "kernels/ops.h"
+#include "kernels/parallel.h"
 #include "model/moe.h"
 
 namespace moeq {
@@ -114,7 +115,7 @@ void route_tokens(const ModelConfig& c, const std::vector<float>& correction_bia
   r.top_k = k;
   r.chosen.resize(size_t(n * k));
   r.weights.resize(size_t(n * k));
-  for (int64_t t = 0; t < n; ++t) {
+  parallel_for(n, n * e >= kParallelElements, Schedule::Static, [&](int64_t t) {
     const float* lg = r.logits.data() + t * e;
     int32_t* idx = r.chosen.data() + t * k;
     float* w = r.weights.data() + t * k;
@@ -124,7 +125,7 @@ void route_tokens(const ModelConfig& c, const std::vector<float>& correction_bia
       case RouterKind::SigmoidBias: sigmoid_bias(c, lg, correction_bias.data(), idx, w); break;
       case RouterKind::SparseMixer: sparse_mixer(c, lg, idx, w); break;
     }
-  }
+  });
 }
 
 }  // namespace moeq

@@ -5,10 +5,10 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "model/model_summary.h"
 #include "arch/tensor_roles.h"
 #include "commands.h"
 #include "io/safetensors.h"
+#include "model/model_summary.h"
 
 namespace moeq::cli {
 

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/int_math.h"
 #include "quant/algo/group_params.h"
 #include "quant/formats/traits.h"
 
@@ -26,6 +27,7 @@ namespace {
 
 constexpr int kMaxDampTries = 6;  // damp_percent, ×10, ×100, ... before giving up
 constexpr int64_t kMinParallelWork = 1 << 20;  // multiply-adds below which one thread is faster
+constexpr int64_t kSliceRows = 64;  // rows one thread sweeps at a time (Sweep::run)
 
 // The upper Cholesky factor U of a⁻¹ (a⁻¹ = UᵀU), the reference's Hinv (cholesky →
 // cholesky_inverse → cholesky(upper=True)), computed with one factorization and one triangular
@@ -153,19 +155,20 @@ struct Sweep {
     return loss;
   }
 
-  // Rows are independent in GPTQ (they share only Hinv), so each thread sweeps its own slice of
-  // rows through every block, lazy GEMM included: one parallel region and no barriers, which
+  // Rows are independent in GPTQ (they share only Hinv), so each slice of kSliceRows rows sweeps
+  // every block on its own, lazy GEMM included: one parallel region and no barriers, which
   // matters on 2 cores shared with other jobs, where a spinning OpenMP barrier can cost more than
-  // the work. BLAS called inside the region runs single-threaded.
+  // the work. BLAS called inside the region runs single-threaded. The slices, not the threads,
+  // fix each GEMM's shape (OpenBLAS picks its kernel by shape, and kernels round differently),
+  // so the weights come out the same on any number of threads.
   double run() {
-    double loss = 0.0;
+    const int64_t slices = ceil_div(rows, kSliceRows);
+    std::vector<double> losses(static_cast<size_t>(slices));
     const bool parallel = rows * cols * std::min(layout.block, cols) >= kMinParallelWork;
-#pragma omp parallel reduction(+ : loss) if (parallel)
-    {
-      const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-      loss += sweep_rows(rows * t / nt, rows * (t + 1) / nt);
-    }
-    return loss / 2.0;
+#pragma omp parallel for schedule(static) if (parallel)
+    for (int64_t s = 0; s < slices; ++s)
+      losses[size_t(s)] = sweep_rows(s * kSliceRows, std::min(rows, (s + 1) * kSliceRows));
+    return std::accumulate(losses.begin(), losses.end(), 0.0) / 2.0;
   }
 
   double sweep_rows(int64_t r0, int64_t r1) {

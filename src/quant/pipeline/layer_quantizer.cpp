@@ -12,10 +12,10 @@
 #include "kernels/cpu/quant_linear.h"
 #include "kernels/dense_linear.h"
 #include "kernels/ops.h"
+#include "model/checkpoint_io.h"
 #include "quant/algo/awq.h"
 #include "quant/algo/gptq.h"
 #include "quant/algo/rtn.h"
-#include "model/checkpoint_io.h"
 
 namespace moeq {
 namespace {

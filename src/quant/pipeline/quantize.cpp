@@ -11,10 +11,10 @@
 #include "calib/calib_data.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
-#include "quant/algo/gptq.h"
-#include "quant/algo/rtn.h"
 #include "model/checkpoint_io.h"
 #include "model/manifest.h"
+#include "quant/algo/gptq.h"
+#include "quant/algo/rtn.h"
 #include "quant/formats/size.h"
 #include "quant/plan/recipe.h"
 
