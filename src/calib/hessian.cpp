@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/int_math.h"
+#include "kernels/parallel.h"
 
 namespace moeq {
 
@@ -65,7 +66,7 @@ void HessianAccumulator::add_rows(const float* x, int64_t rows, const float* row
   // OpenBLAS's own threading of one ssyrk synchronises its threads inside the call, which on
   // 2 cores shared with other jobs made it several times slower than one thread.
   const int64_t slices = ceil_div(rows, kSliceRows);
-  const int threads = int(std::min<int64_t>(slices, omp_get_max_threads()));
+  const int threads = can_fork() ? int(std::min<int64_t>(slices, omp_get_max_threads())) : 1;
   partials_.resize(size_t(threads));
   const int n = int(dim_);
   const auto fill = [&](int64_t slice, Partial& p) {
