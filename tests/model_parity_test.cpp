@@ -71,6 +71,36 @@ TEST_P(Parity, HiddenStatesRouterLogitsAndLogitsMatchTransformers) {
   EXPECT_EQ(full.data, logits.data);
 }
 
+// Calibrating attention runs only a block's first half: exactly the whole block once every MLP's
+// output projection (routed, shared or dense) gives zeros; and it leaves the routing alone.
+TEST_P(Parity, RunAttentionIsTheBlockWithItsMlpSilenced) {
+  auto model = Model::load(testing::fixture_dir(GetParam()), {.rope_in_config_dtype = true});
+  Checkpoint ref = Checkpoint::open(testing::fixture_dir(GetParam()) / "reference.safetensors");
+  const int64_t batch = ref.get("input_ids").shape[0], seq = ref.get("input_ids").shape[1];
+  std::vector<Tensor> inputs{model->embed(read_ids(ref))}, attention_only;
+  for (int i = 0; i < int(model->num_layers()); ++i) {
+    Tensor h = inputs.back();
+    model->run_block(i, h, batch, seq);
+    const std::vector<float> logits = model->last_routing()[size_t(i)].logits;
+    attention_only.push_back(inputs.back());
+    model->run_attention(i, attention_only.back(), batch, seq);
+    EXPECT_EQ(model->last_routing()[size_t(i)].logits, logits) << "layer " << i;
+    EXPECT_NE(attention_only.back().data, inputs.back().data) << "layer " << i;
+    inputs.push_back(std::move(h));
+  }
+  int silenced = 0;
+  for (LinearSlot& slot : model->linears())
+    if (slot.role != TensorRole::Attention && slot.projection == "down") {
+      *slot.op = std::make_unique<DenseLinear>(Tensor({(*slot.op)->out_features(), (*slot.op)->in_features()}));
+      ++silenced;
+    }
+  EXPECT_GT(silenced, 0);
+  for (int i = 0; i < int(model->num_layers()); ++i) {
+    model->run_block(i, inputs[size_t(i)], batch, seq);
+    EXPECT_EQ(inputs[size_t(i)].data, attention_only[size_t(i)].data) << GetParam() << " layer " << i;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Fixtures, Parity,
                          ::testing::Values("mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek_v2", "deepseek_v3",
                                            "granitemoe", "phimoe"));

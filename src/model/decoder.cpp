@@ -51,23 +51,11 @@ class Decoder final : public Model {
   }
 
   void run_block(int layer, Tensor& hidden, int64_t batch, int64_t seq, KVCache* cache) override {
-    const int64_t h = c_.hidden_size;
-    if (layer < 0 || layer >= c_.num_layers) fail("run_block: layer {} out of range [0, {})", layer, c_.num_layers);
-    if (hidden.numel() != batch * seq * h)
-      fail("run_block: hidden has {} values, expected {}·{}·{}", hidden.numel(), batch, seq, h);
-    // Without a cache the sequences are independent: a few at a time keep the scratch buffers
-    // (sized by the tokens of one call) small when calibration passes 128 × 512 tokens at once.
-    const int64_t per_chunk = cache ? batch : std::max<int64_t>(1, kMaxBlockTokens / seq);
-    if (per_chunk >= batch) {
-      run_block_rows(layer, hidden.ptr(), batch, seq, cache);
-      return;
-    }
-    LayerRouting all;
-    for (int64_t b = 0; b < batch; b += per_chunk) {
-      run_block_rows(layer, hidden.ptr() + b * seq * h, std::min(per_chunk, batch - b), seq, nullptr);
-      append_routing(all, routing_[size_t(layer)]);
-    }
-    routing_[size_t(layer)] = std::move(all);
+    run_part(BlockPart::Whole, layer, hidden, batch, seq, cache);
+  }
+
+  void run_attention(int layer, Tensor& hidden, int64_t batch, int64_t seq) override {
+    run_part(BlockPart::Attention, layer, hidden, batch, seq, nullptr);
   }
 
   void final_norm(Tensor& hidden) const override { w_.final_norm.apply(hidden.ptr(), hidden.numel() / c_.hidden_size); }
@@ -111,8 +99,30 @@ class Decoder final : public Model {
  private:
   static constexpr int64_t kMaxBlockTokens = 4096;
 
-  // One block over hidden[batch, seq, hidden_size], in place.
-  void run_block_rows(int layer, float* hidden, int64_t batch, int64_t seq, KVCache* cache) {
+  enum class BlockPart { Attention, Whole };
+
+  void run_part(BlockPart part, int layer, Tensor& hidden, int64_t batch, int64_t seq, KVCache* cache) {
+    const int64_t h = c_.hidden_size;
+    if (layer < 0 || layer >= c_.num_layers) fail("run_block: layer {} out of range [0, {})", layer, c_.num_layers);
+    if (hidden.numel() != batch * seq * h)
+      fail("run_block: hidden has {} values, expected {}·{}·{}", hidden.numel(), batch, seq, h);
+    // Without a cache the sequences are independent: a few at a time keep the scratch buffers
+    // (sized by the tokens of one call) small when calibration passes 128 × 512 tokens at once.
+    const int64_t per_chunk = cache ? batch : std::max<int64_t>(1, kMaxBlockTokens / seq);
+    if (per_chunk >= batch) {
+      run_block_rows(part, layer, hidden.ptr(), batch, seq, cache);
+      return;
+    }
+    LayerRouting all;  // the attention half routes nothing: last_routing() stays as it was
+    for (int64_t b = 0; b < batch; b += per_chunk) {
+      run_block_rows(part, layer, hidden.ptr() + b * seq * h, std::min(per_chunk, batch - b), seq, nullptr);
+      if (part == BlockPart::Whole) append_routing(all, routing_[size_t(layer)]);
+    }
+    if (part == BlockPart::Whole) routing_[size_t(layer)] = std::move(all);
+  }
+
+  // One block (or its attention half) over hidden[batch, seq, hidden_size], in place.
+  void run_block_rows(BlockPart part, int layer, float* hidden, int64_t batch, int64_t seq, KVCache* cache) {
     const int64_t n = batch * seq, h = c_.hidden_size;
     const int64_t past = cache ? cache->layer_length(layer) : 0;
     KVCache& kv = cache ? *cache : scratch(batch, seq);
@@ -129,6 +139,7 @@ class Decoder final : public Model {
     l.input_norm.apply(x, n);
     attention_forward(l.attn, {c_, batch, seq, past, kv, kv_layer, cos_.data(), sin_.data(), ws_}, x, y);
     add_residual(hidden, y, n * h);
+    if (part == BlockPart::Attention) return;
     std::copy_n(hidden, n * h, x);
     l.post_norm.apply(x, n);
     if (l.moe)

@@ -79,6 +79,9 @@ class Model {
   // Runs decoder block `layer` in place. With a cache, its positions start at the cache's
   // length for that layer, and the block appends its keys/values.
   virtual void run_block(int layer, Tensor& hidden, int64_t batch, int64_t seq_len, KVCache* cache = nullptr) = 0;
+  // Only the first half of block `layer`, in place: input norm, attention, residual. Calibrating
+  // the attention projections needs no more, and the MoE half is most of a block's work.
+  virtual void run_attention(int layer, Tensor& hidden, int64_t batch, int64_t seq_len) = 0;
   virtual void final_norm(Tensor& hidden) const = 0;
   virtual Tensor lm_head(const Tensor& normed) const = 0;  // logits [rows, vocab]
   // The same into caller-owned memory: logits[rows, vocab] for normed[rows, hidden].

@@ -31,9 +31,10 @@ int stage_of(const LinearSlot& slot) {
 
 bool needs_calibration(QuantMethod m) { return m == QuantMethod::Gptq || m == QuantMethod::Awq; }
 
-// Linears that read the same input share one AWQ scale: q/k/v of a block, gate/up of one expert
-// (or of every routed expert of the layer, with one scale per layer: they all read the
-// post-attention norm's output). Each down projection reads its own expert's activations.
+// Linears that read the same input share one recorder and one AWQ scale: q/k/v of a block,
+// gate/up of one expert (for the AWQ scale, PerLayer joins every routed expert of the layer: they
+// all read the post-attention norm's output). Each down projection reads its own expert's
+// activations.
 std::string input_group(const LinearSlot& slot, plan::AwqExpertScale expert_scale) {
   const bool own_input = slot.projection == "q_b" || slot.projection == "kv_b";
   const bool whole_layer = expert_scale == plan::AwqExpertScale::PerLayer && slot.role == TensorRole::RoutedExpert &&
@@ -142,12 +143,18 @@ class LayerQuantizer {
     std::map<size_t, HessianAccumulator> all_tokens;
     if (calibrate) {
       if (hidden_.numel() == 0) fail("layer {}: GPTQ/AWQ need calibration data", job_.layer);
-      for (size_t i : members)
-        if (needs_calibration(entry(i).action.method))
-          recorded[i] = recorders.wrap(job_.slots[i], job_.settings->calibration.routing_weighted);
+      // Linears that read one input (q/k/v, an expert's gate and up) share one recorder: the same
+      // Hessian, built once.
+      std::map<std::string, InputRecorder*> by_input;
+      for (size_t i : members) {
+        if (!needs_calibration(entry(i).action.method)) continue;
+        InputRecorder*& rec = by_input[input_group(job_.slots[i], plan::AwqExpertScale::PerExpert)];
+        if (!rec) rec = recorders.wrap(job_.slots[i], job_.settings->calibration.routing_weighted);
+        recorded[i] = rec;
+      }
       LinearSlot* router = stage == 2 ? router_slot(recorded) : nullptr;
       const InputRecorder* router_inputs = router ? recorders.wrap(*router) : nullptr;
-      run_block_on_copies();
+      run_block_on_copies(stage <= 1);
       recorders.unwrap();
       all_tokens = all_token_hessians(members, recorded, router_inputs);
     }
@@ -184,21 +191,25 @@ class LayerQuantizer {
     LinearSlot* router = down.empty() ? nullptr : router_slot(recorded);
     if (!router) return out;
     *router->op = std::make_unique<DownInputTap>(std::move(*router->op), std::move(down));
-    run_block_on_copies();
+    run_block_on_copies(false);
     *router->op = static_cast<DownInputTap*>(router->op->get())->release();
     return out;
   }
 
   // One pass of the calibration tokens through the block for the recorders, a few sequences at
   // a time, so that at most kPassTokens rows of the hidden states are copied (hidden_ stays the
-  // block's input for the next stage).
-  void run_block_on_copies() {
+  // block's input for the next stage). attention_only: stop after attention, all that stages 0
+  // and 1 (q/k/v, then o) read.
+  void run_block_on_copies(bool attention_only) {
     const int64_t per_pass = std::max<int64_t>(1, kPassTokens / seqlen_), width = hidden_.cols();
     for (int64_t first = 0; first < samples_; first += per_pass) {
       const int64_t seqs = std::min(per_pass, samples_ - first);
       Tensor part({seqs * seqlen_, width});
       std::copy_n(hidden_.data.begin() + first * seqlen_ * width, part.numel(), part.data.begin());
-      model_.run_block(job_.layer, part, seqs, seqlen_);
+      if (attention_only)
+        model_.run_attention(job_.layer, part, seqs, seqlen_);
+      else
+        model_.run_block(job_.layer, part, seqs, seqlen_);
     }
   }
 
