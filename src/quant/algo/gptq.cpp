@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/int_math.h"
+#include "kernels/parallel.h"
 #include "quant/algo/group_params.h"
 #include "quant/formats/traits.h"
 
@@ -165,9 +166,9 @@ struct Sweep {
     const int64_t slices = ceil_div(rows, kSliceRows);
     std::vector<double> losses(static_cast<size_t>(slices));
     const bool parallel = rows * cols * std::min(layout.block, cols) >= kMinParallelWork;
-#pragma omp parallel for schedule(static) if (parallel)
-    for (int64_t s = 0; s < slices; ++s)
+    parallel_for(slices, parallel, Schedule::Static, [&](int64_t s) {
       losses[size_t(s)] = sweep_rows(s * kSliceRows, std::min(rows, (s + 1) * kSliceRows));
+    });
     return std::accumulate(losses.begin(), losses.end(), 0.0) / 2.0;
   }
 
