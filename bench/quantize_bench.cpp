@@ -5,11 +5,14 @@
 //
 //   build/bench/quantize_bench --shared ../shared --models mixtral,qwen2_moe --recipes recipes/gptq-int4.toml
 //       [--windows N] [--work DIR] [--calib-samples N] [--markdown FILE]
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <numeric>
 #include <sstream>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -63,25 +66,66 @@ json measure(const fs::path& model_dir, const std::vector<int32_t>& wiki, const 
           {"bytes", folder_bytes(model_dir)}};
 }
 
-// One Markdown table: a row per (model, recipe), perplexities with their change from the
-// model's bf16 row, MiB on disk, quantization seconds, and tokens/s with their ratio to bf16's.
+// The mean perplexity changes over the seeds of one (model, recipe): single calibration seeds
+// of these models move WikiText-2 by most of a point, so claims rest on the mean.
+class SeedMeans {
+ public:
+  bool continues(const json& row) const {
+    return row.contains("seed") && row["model"] == model_ && row["recipe"] == recipe_;
+  }
+  void add(const json& row, double wiki_delta, double indomain_delta) {
+    model_ = row["model"].get<std::string>();
+    recipe_ = row["recipe"].get<std::string>();
+    wiki_.push_back(wiki_delta);
+    indomain_ += indomain_delta;
+  }
+  // The mean row of the seeds added since the last flush (none for fewer than two).
+  std::string flush() {
+    std::string out;
+    const double n = double(wiki_.size());
+    if (wiki_.size() > 1) {
+      const double mean = std::accumulate(wiki_.begin(), wiki_.end(), 0.0) / n;
+      const auto [lo, hi] = std::minmax_element(wiki_.begin(), wiki_.end());
+      out = fmt::format("| {} | {}, mean of {} seeds | | {:+.2f}% ({:+.2f} to {:+.2f}) | | {:+.2f}% | | | | |\n", model_,
+                        recipe_, wiki_.size(), mean, *lo, *hi, indomain_ / n);
+    }
+    *this = SeedMeans();
+    return out;
+  }
+
+ private:
+  std::string model_, recipe_;
+  std::vector<double> wiki_;
+  double indomain_ = 0.0;
+};
+
+// One Markdown table: a row per (model, recipe, seed), perplexities with their change from the
+// model's bf16 row, MiB on disk, quantization seconds, and tokens/s with their ratio to bf16's;
+// after the seeds of one recipe, their mean.
 std::string markdown(const json& rows) {
   std::string out =
       "| model | recipe | WikiText-2 ppl | Δ | in-domain ppl | Δ | MiB | quantize s | prefill tok/s | decode tok/s |\n"
       "|---|---|---|---|---|---|---|---|---|---|\n";
   json base;
+  SeedMeans means;
   for (const json& r : rows) {
     if (r["recipe"] == "bf16") base = r;
     auto ratio = [&](const char* key) { return r[key].get<double>() / base[key].get<double>(); };
     auto speed = [&](const char* key) { return fmt::format("{:.0f} ({:.2f}×)", r[key].get<double>(), ratio(key)); };
+    if (!means.continues(r)) out += means.flush();
+    std::string recipe = r["recipe"].get<std::string>();
+    if (r.contains("seed")) {
+      recipe += fmt::format(" (seed {})", r["seed"].get<int64_t>());
+      means.add(r, 100.0 * (ratio("wikitext2_ppl") - 1.0), 100.0 * (ratio("indomain_ppl") - 1.0));
+    }
     out += fmt::format("| {} | {} | {:.3f} | {:+.2f}% | {:.3f} | {:+.2f}% | {:.2f} | {:.1f} | {} | {} |\n",
-                       r["model"].get<std::string>(), r["recipe"].get<std::string>(), r["wikitext2_ppl"].get<double>(),
+                       r["model"].get<std::string>(), recipe, r["wikitext2_ppl"].get<double>(),
                        100.0 * (ratio("wikitext2_ppl") - 1.0), r["indomain_ppl"].get<double>(),
                        100.0 * (ratio("indomain_ppl") - 1.0), r["bytes"].get<double>() / (1 << 20),
                        r.value("quantize_seconds", 0.0), speed("eval_tokens_per_second"),
                        speed("decode_tokens_per_second"));
   }
-  return out;
+  return out + means.flush();
 }
 
 std::vector<int32_t> first_windows(std::vector<int32_t> ids, int64_t windows) {
@@ -93,8 +137,15 @@ struct Settings {
   std::string shared = "../shared", models = "mixtral", recipes, work = "/tmp/moeq-bench", table;
   int64_t windows = 0;
   std::optional<int64_t> calib_samples;
+  std::vector<int64_t> seeds;  // calibration seeds; empty: each recipe's own
   bool halve = false;
 };
+
+// The runs of one recipe: its own seed, or each of the seeds asked for.
+std::vector<std::optional<int64_t>> seed_runs(const Settings& s) {
+  if (s.seeds.empty()) return {std::nullopt};
+  return {s.seeds.begin(), s.seeds.end()};
+}
 
 // The bf16 row of one model under SHARED/models, then a row per recipe: quantized into WORK and
 // evaluated from there. Rows go to stderr as they finish.
@@ -114,22 +165,26 @@ json bench_model(const Settings& s, const std::string& name) {
     rows.push_back(std::move(row));
   };
   add(measure(dir, wiki, indomain), "bf16");
-  for (const std::string& recipe : split(s.recipes)) {
-    moeq::QuantizeOptions o;
-    o.model_dir = dir;
-    o.recipe_file = recipe;
-    o.out_dir = fs::path(s.work) / fmt::format("{}-{}", name, fs::path(recipe).stem().string());
-    o.calib_file = fs::path(s.shared) / "data/calib/corpus_train_sample.txt";
-    o.calib_samples = s.calib_samples;
-    o.indivisible = s.halve ? moeq::IndivisibleGroups::Halve : moeq::IndivisibleGroups::PerChannel;
-    o.resume = false;
-    const auto t0 = std::chrono::steady_clock::now();
-    moeq::quantize_model(o);
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    json row = measure(o.out_dir, wiki, indomain);
-    row["quantize_seconds"] = seconds;
-    add(std::move(row), fs::path(recipe).stem().string());
-  }
+  for (const std::string& recipe : split(s.recipes))
+    for (const std::optional<int64_t> seed : seed_runs(s)) {
+      const std::string stem = fs::path(recipe).stem().string();
+      moeq::QuantizeOptions o;
+      o.model_dir = dir;
+      o.recipe_file = recipe;
+      o.out_dir = fs::path(s.work) / (seed ? fmt::format("{}-{}-s{}", name, stem, *seed) : fmt::format("{}-{}", name, stem));
+      o.calib_file = fs::path(s.shared) / "data/calib/corpus_train_sample.txt";
+      o.calib_samples = s.calib_samples;
+      o.seed = seed;
+      o.indivisible = s.halve ? moeq::IndivisibleGroups::Halve : moeq::IndivisibleGroups::PerChannel;
+      o.resume = false;
+      const auto t0 = std::chrono::steady_clock::now();
+      moeq::quantize_model(o);
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      json row = measure(o.out_dir, wiki, indomain);
+      row["quantize_seconds"] = seconds;
+      if (seed) row["seed"] = *seed;
+      add(std::move(row), stem);
+    }
   return rows;
 }
 
@@ -143,6 +198,8 @@ int main(int argc, char** argv) {
   app.add_option("--recipes", s.recipes)->required();
   app.add_option("--windows", s.windows, "WikiText-2 windows of 512 to score (0: all 812)");
   app.add_option("--calib-samples", s.calib_samples, "calibration sequences (default: each recipe's own)");
+  app.add_option("--seeds", s.seeds, "calibration seeds, e.g. 0,1,2,3,4: a run of each recipe per seed, and their mean")
+      ->delimiter(',');
   app.add_option("--work", s.work);
   app.add_option("--markdown", s.table, "also write the results as a Markdown table to this file");
   app.add_flag("--halve-groups", s.halve,
