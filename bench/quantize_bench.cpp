@@ -4,13 +4,13 @@
 // llama-bench's tg128), next to the bf16 original. Prints one JSON document.
 //
 //   build/bench/quantize_bench --shared ../shared --models mixtral,qwen2_moe --recipes recipes/gptq-int4.toml
-//       [--windows N] [--work DIR] [--calib-samples N] [--markdown FILE]
+//       [--seeds 0,1,2,3,4] [--halve-groups] [--windows N] [--work DIR] [--calib-samples N] [--markdown FILE]
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <optional>
 #include <numeric>
+#include <optional>
 #include <sstream>
 #include <vector>
 
@@ -86,8 +86,8 @@ class SeedMeans {
     if (wiki_.size() > 1) {
       const double mean = std::accumulate(wiki_.begin(), wiki_.end(), 0.0) / n;
       const auto [lo, hi] = std::minmax_element(wiki_.begin(), wiki_.end());
-      out = fmt::format("| {} | {}, mean of {} seeds | | {:+.2f}% ({:+.2f} to {:+.2f}) | | {:+.2f}% | | | | |\n", model_,
-                        recipe_, wiki_.size(), mean, *lo, *hi, indomain_ / n);
+      out = fmt::format("| {} | {}, mean of {} seeds | | {:+.2f}% ({:+.2f} to {:+.2f}) | | {:+.2f}% | | | | |\n",
+                        model_, recipe_, wiki_.size(), mean, *lo, *hi, indomain_ / n);
     }
     *this = SeedMeans();
     return out;
@@ -147,8 +147,25 @@ std::vector<std::optional<int64_t>> seed_runs(const Settings& s) {
   return {s.seeds.begin(), s.seeds.end()};
 }
 
-// The bf16 row of one model under SHARED/models, then a row per recipe: quantized into WORK and
-// evaluated from there. Rows go to stderr as they finish.
+// One run of `recipe` on SHARED/models/NAME into WORK, fresh (no resume).
+moeq::QuantizeOptions quantize_options(const Settings& s, const std::string& name, const std::string& recipe,
+                                       std::optional<int64_t> seed) {
+  const std::string stem = fs::path(recipe).stem().string();
+  moeq::QuantizeOptions o;
+  o.model_dir = fs::path(s.shared) / "models" / name;
+  o.recipe_file = recipe;
+  const std::string run = seed ? fmt::format("{}-{}-s{}", name, stem, *seed) : fmt::format("{}-{}", name, stem);
+  o.out_dir = fs::path(s.work) / run;
+  o.calib_file = fs::path(s.shared) / "data/calib/corpus_train_sample.txt";
+  o.calib_samples = s.calib_samples;
+  o.seed = seed;
+  o.indivisible = s.halve ? moeq::IndivisibleGroups::Halve : moeq::IndivisibleGroups::PerChannel;
+  o.resume = false;
+  return o;
+}
+
+// The bf16 row of one model under SHARED/models, then a row per recipe (and seed): quantized into
+// WORK and evaluated from there. Rows go to stderr as they finish.
 json bench_model(const Settings& s, const std::string& name) {
   const fs::path dir = fs::path(s.shared) / "models" / name;
   const auto tokenizer = moeq::Tokenizer::load(dir / "tokenizer.json");
@@ -167,23 +184,14 @@ json bench_model(const Settings& s, const std::string& name) {
   add(measure(dir, wiki, indomain), "bf16");
   for (const std::string& recipe : split(s.recipes))
     for (const std::optional<int64_t> seed : seed_runs(s)) {
-      const std::string stem = fs::path(recipe).stem().string();
-      moeq::QuantizeOptions o;
-      o.model_dir = dir;
-      o.recipe_file = recipe;
-      o.out_dir = fs::path(s.work) / (seed ? fmt::format("{}-{}-s{}", name, stem, *seed) : fmt::format("{}-{}", name, stem));
-      o.calib_file = fs::path(s.shared) / "data/calib/corpus_train_sample.txt";
-      o.calib_samples = s.calib_samples;
-      o.seed = seed;
-      o.indivisible = s.halve ? moeq::IndivisibleGroups::Halve : moeq::IndivisibleGroups::PerChannel;
-      o.resume = false;
+      const moeq::QuantizeOptions o = quantize_options(s, name, recipe, seed);
       const auto t0 = std::chrono::steady_clock::now();
       moeq::quantize_model(o);
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       json row = measure(o.out_dir, wiki, indomain);
       row["quantize_seconds"] = seconds;
       if (seed) row["seed"] = *seed;
-      add(std::move(row), stem);
+      add(std::move(row), fs::path(recipe).stem().string());
     }
   return rows;
 }
