@@ -103,9 +103,10 @@ class Decoder final : public Model {
 
   void run_part(BlockPart part, int layer, Tensor& hidden, int64_t batch, int64_t seq, KVCache* cache) {
     const int64_t h = c_.hidden_size;
-    if (layer < 0 || layer >= c_.num_layers) fail("run_block: layer {} out of range [0, {})", layer, c_.num_layers);
+    const char* what = part == BlockPart::Whole ? "run_block" : "run_attention";
+    if (layer < 0 || layer >= c_.num_layers) fail("{}: layer {} out of range [0, {})", what, layer, c_.num_layers);
     if (hidden.numel() != batch * seq * h)
-      fail("run_block: hidden has {} values, expected {}·{}·{}", hidden.numel(), batch, seq, h);
+      fail("{}: hidden has {} values, expected {}·{}·{}", what, hidden.numel(), batch, seq, h);
     // Without a cache the sequences are independent: a few at a time keep the scratch buffers
     // (sized by the tokens of one call) small when calibration passes 128 × 512 tokens at once.
     const int64_t per_chunk = cache ? batch : std::max<int64_t>(1, kMaxBlockTokens / seq);
