@@ -68,22 +68,15 @@ RouterTie closest_router_tie(const Model& model) {
 
 // A router whose output for one token and expert is raised by `delta`: flips one tie and
 // nothing else.
-class NudgedRouter final : public LinearOp {
+class NudgedRouter final : public WrappedLinear {
  public:
-  NudgedRouter(LinearPtr inner, const RouterTie& tie) : inner_(std::move(inner)), tie_(tie) {}
-  LinearPtr release() { return std::move(inner_); }
-  int64_t in_features() const override { return inner_->in_features(); }
-  int64_t out_features() const override { return inner_->out_features(); }
+  NudgedRouter(LinearPtr inner, const RouterTie& tie) : WrappedLinear(std::move(inner)), tie_(tie) {}
   void forward(const float* x, int64_t n, float* y) const override {
     inner_->forward(x, n, y);
     if (tie_.token < n) y[tie_.token * out_features() + tie_.runner_up] += tie_.gap + 2 * kRouterTie;
   }
-  void weight_rows(int64_t first, int64_t count, float* out) const override { inner_->weight_rows(first, count, out); }
-  size_t storage_bytes() const override { return inner_->storage_bytes(); }
-  std::string format_name() const override { return inner_->format_name(); }
 
  private:
-  LinearPtr inner_;
   RouterTie tie_;
 };
 

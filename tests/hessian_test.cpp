@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include "algo_test_util.h"
+#include "calib/input_recorder.h"
+#include "kernels/dense_linear.h"
 
 namespace moeq {
 namespace {
@@ -110,6 +112,28 @@ TEST(Hessian, RowWeights) {
   EXPECT_THROW(weighted.add(x.data, std::vector<float>(899, 1.0f)), Error);
   EXPECT_THROW(weighted.add(rows_of(x, 0, 1), std::vector<float>{-1.0f}), Error);
   EXPECT_THROW(weighted.add(std::vector<float>(15, 1.0f)), Error);
+}
+
+// A recorder keeps the Hessian of what went through; record_only keeps the same one without
+// running the wrapped op (its output is zeros), for passes that need only a linear's input.
+TEST(Hessian, RecorderRecordsTheSameWithOrWithoutRunningItsOp) {
+  const Tensor x = correlated_inputs(300, 16, 1, 4);
+  Tensor w({8, 16});
+  for (size_t i = 0; i < w.data.size(); ++i) w.data[i] = float(i % 7) - 3.0f;
+  const std::vector<float> weights(300, 0.5f);
+  const RowWeightsScope scope(weights);
+  InputRecorder through(std::make_unique<DenseLinear>(w), {.weight_by_routing = true});
+  InputRecorder record_only(std::make_unique<DenseLinear>(w), {.weight_by_routing = true, .record_only = true});
+  std::vector<float> y_through(300 * 8), y_record(300 * 8, 1.0f), y_ref(300 * 8);
+  through.forward(x.ptr(), 300, y_through.data());
+  record_only.forward(x.ptr(), 300, y_record.data());
+  DenseLinear(w).forward(x.ptr(), 300, y_ref.data());
+
+  EXPECT_EQ(y_through, y_ref);
+  for (float v : y_record) ASSERT_EQ(v, 0.0f);
+  EXPECT_EQ(record_only.stats().weight_sum(), 150.0);
+  EXPECT_EQ(record_only.stats().hessian().data, through.stats().hessian().data);
+  expect_close(through.stats().hessian(), naive_hessian(x), 1e-5);
 }
 
 TEST(Hessian, EmptyAccumulatorGivesZeros) {

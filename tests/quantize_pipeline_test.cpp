@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "arch/tensor_roles.h"
 #include "calib/calib_data.h"
 #include "calib/input_recorder.h"
 #include "core/error.h"
@@ -421,7 +422,7 @@ Block0 demo_block0() {
   std::vector<LinearSlot> slots = model->linears();
   const auto router = std::find_if(slots.begin(), slots.end(), [](const LinearSlot& s) { return s.role == TensorRole::Router; });
   EXPECT_NE(router, slots.end());
-  auto recorder = std::make_unique<InputRecorder>(std::move(*router->op), true);
+  auto recorder = std::make_unique<InputRecorder>(std::move(*router->op), RecordOptions{.keep_inputs = true});
   const InputRecorder* rec = recorder.get();
   *router->op = std::move(recorder);
   Tensor hidden = model->embed(calib.ids);
@@ -545,6 +546,34 @@ group_size = 64
   // The recipe written next to the weights keeps the setting.
   const plan::Recipe recipe = plan::load_recipe(out / "recipe.toml");
   EXPECT_TRUE(recipe.settings.calibration.routing_weighted);
+}
+
+// A router that a recipe quantizes with GPTQ is calibrated in the pass that records the experts'
+// gate and up inputs (it reads the same rows), and still routes that pass: each expert's token
+// count is the unquantized model's routing of block 0's calibration tokens.
+TEST(QuantizePipeline, GptqRouterStillRoutesItsCalibrationPass) {
+  const nlohmann::json report = quantize_model(options(demo_model(), write_recipe("gptq-router", R"([[rule]]
+role = "router"
+method = "gptq"
+bits = 8
+group_size = 0
+
+[[rule]]
+role = "routed_expert"
+method = "gptq"
+bits = 4
+group_size = 64
+)"), scratch("gptq-router")));
+  std::map<int64_t, int64_t> routed;
+  for (int32_t e : demo_block0().routing.chosen) ++routed[e];
+  int checked = 0;
+  for (const nlohmann::json& unit : report["layers"][0]["units"]) {
+    const TensorInfo info = classify_tensor(unit["name"].get<std::string>());
+    if (info.role != TensorRole::RoutedExpert || info.projection != "gate") continue;
+    EXPECT_EQ(unit["tokens"], routed[info.expert]) << unit.dump();
+    ++checked;
+  }
+  EXPECT_EQ(checked, 8);
 }
 
 // GPTQ and AWQ on the lm_head calibrate on what it sees: the final norm's output of the

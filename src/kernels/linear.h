@@ -8,6 +8,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 
 namespace moeq {
 
@@ -30,6 +31,24 @@ class LinearOp {
 };
 
 using LinearPtr = std::unique_ptr<LinearOp>;
+
+// A LinearOp put in front of another for a while (calibration observes it, or stands in for it
+// for a pass), which release() gives back. Shape, weights and size are the wrapped op's.
+class WrappedLinear : public LinearOp {
+ public:
+  explicit WrappedLinear(LinearPtr inner) : inner_(std::move(inner)) {}
+  int64_t in_features() const override { return inner_->in_features(); }
+  int64_t out_features() const override { return inner_->out_features(); }
+  void weight_rows(int64_t first, int64_t count, float* out) const override { inner_->weight_rows(first, count, out); }
+  size_t storage_bytes() const override { return inner_->storage_bytes(); }
+  std::string format_name() const override { return inner_->format_name(); }
+  const LinearOp& inner() const { return *inner_; }
+  // Gives the wrapped op back, leaving this one empty.
+  LinearPtr release() { return std::move(inner_); }
+
+ protected:
+  LinearPtr inner_;
+};
 
 // Weights that the code calling LinearOps on this thread attaches to the rows it passes: an MoE
 // layer sets each routed token's routing weight while it runs that expert. Ops ignore them;

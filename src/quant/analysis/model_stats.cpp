@@ -112,7 +112,7 @@ class Collector {
     for (size_t i = 0; i < slots_.size(); ++i) {
       const bool router = hessians_ && stats_.units[i].role == TensorRole::Router;
       if (slots_[i].layer != layer || (!is_body_unit(stats_.units[i]) && !router)) continue;
-      *slots_[i].op = std::make_unique<InputRecorder>(std::move(*slots_[i].op), router);
+      *slots_[i].op = std::make_unique<InputRecorder>(std::move(*slots_[i].op), RecordOptions{.keep_inputs = router});
       observed.push_back(i);
     }
     const Tensor input = hidden;

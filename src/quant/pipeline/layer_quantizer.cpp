@@ -4,6 +4,7 @@
 #include <chrono>
 #include <map>
 #include <optional>
+#include <utility>
 
 #include "arch/config.h"
 #include "calib/input_recorder.h"
@@ -57,21 +58,22 @@ Tensor dense_weights(const LinearSlot& slot) {
   return dense->weight_f32();
 }
 
-// Wraps slot's op in a recorder for one calibration pass; unwrap() puts the original back and
-// keeps the recorder (and its statistics) alive.
-class Recorders {
+// Ops put in front of the block's linears for one calibration pass. unwrap() puts the originals
+// back and keeps the wrappers (and a recorder's statistics) alive.
+class PassWrappers {
  public:
-  InputRecorder* wrap(LinearSlot& slot, bool weight_by_routing = false) {
-    auto rec = std::make_unique<InputRecorder>(std::move(*slot.op), false, weight_by_routing);
-    InputRecorder* raw = rec.get();
-    *slot.op = std::move(rec);
+  template <typename Op, typename... Args>
+  Op* wrap(LinearSlot& slot, Args&&... args) {
+    auto op = std::make_unique<Op>(std::move(*slot.op), std::forward<Args>(args)...);
+    Op* raw = op.get();
+    *slot.op = std::move(op);
     wrapped_.push_back(&slot);
     return raw;
   }
+  bool wraps(const LinearSlot& slot) const { return std::ranges::find(wrapped_, &slot) != wrapped_.end(); }
   void unwrap() {
     for (LinearSlot* slot : wrapped_) {
-      auto* rec = static_cast<InputRecorder*>(slot->op->get());
-      LinearPtr inner = rec->release();
+      LinearPtr inner = static_cast<WrappedLinear*>(slot->op->get())->release();
       held_.push_back(std::move(*slot->op));
       *slot->op = std::move(inner);
     }
@@ -83,32 +85,37 @@ class Recorders {
   std::vector<LinearPtr> held_;
 };
 
+// Stands in, for one pass, for a linear whose output leads only to what the pass discards: zeros
+// instead of a matmul.
+class Silenced final : public WrappedLinear {
+ public:
+  using WrappedLinear::WrappedLinear;
+  void forward(const float*, int64_t n, float* y) const override { std::fill_n(y, n * out_features(), 0.0f); }
+};
+
+bool is_mlp(TensorRole role) {
+  return role == TensorRole::RoutedExpert || role == TensorRole::SharedExpert || role == TensorRole::DenseMlp;
+}
+
 // The router's input is every token of the layer. As it goes by, this passes it through the
 // gate and up projections of experts the router sent too few tokens, adding SiLU(gate x)·(up x)
 // to their down projections' Hessians: the inputs down would see if it got every token, with no
 // copy of them kept. (The router runs on the block's own thread: no lock needed.)
-class DownInputTap final : public LinearOp {
+class DownInputTap final : public WrappedLinear {
  public:
   struct Expert {
     const LinearOp* gate;
     const LinearOp* up;
     HessianAccumulator* down;
   };
-  DownInputTap(LinearPtr inner, std::vector<Expert> experts) : inner_(std::move(inner)), experts_(std::move(experts)) {}
+  DownInputTap(LinearPtr inner, std::vector<Expert> experts) : WrappedLinear(std::move(inner)), experts_(std::move(experts)) {}
 
-  int64_t in_features() const override { return inner_->in_features(); }
-  int64_t out_features() const override { return inner_->out_features(); }
   void forward(const float* x, int64_t n, float* y) const override {
     inner_->forward(x, n, y);
     for (const Expert& e : experts_) add_expert_activations(*e.down, *e.gate, *e.up, {x, size_t(n * in_features())});
   }
-  void weight_rows(int64_t first, int64_t count, float* out) const override { inner_->weight_rows(first, count, out); }
-  size_t storage_bytes() const override { return inner_->storage_bytes(); }
-  std::string format_name() const override { return inner_->format_name(); }
-  LinearPtr release() { return std::move(inner_); }
 
  private:
-  LinearPtr inner_;
   std::vector<Expert> experts_;
 };
 
@@ -138,24 +145,29 @@ class LayerQuantizer {
       }
     if (members.empty()) return;
 
-    Recorders recorders;
+    PassWrappers wrappers;
     std::vector<InputRecorder*> recorded(job_.slots.size(), nullptr);
     std::map<size_t, HessianAccumulator> all_tokens;
     if (calibrate) {
       if (hidden_.numel() == 0) fail("layer {}: GPTQ/AWQ need calibration data", job_.layer);
       // Linears that read one input (q/k/v, an expert's gate and up) share one recorder: the same
-      // Hessian, built once.
+      // Hessian, built once. The pass's block output is discarded, so the recorded MLP linears
+      // need not run (a recorded router must: it routes the pass).
       std::map<std::string, InputRecorder*> by_input;
       for (size_t i : members) {
         if (!needs_calibration(entry(i).action.method)) continue;
-        InputRecorder*& rec = by_input[input_group(job_.slots[i], plan::AwqExpertScale::PerExpert)];
-        if (!rec) rec = recorders.wrap(job_.slots[i], job_.settings->calibration.routing_weighted);
+        LinearSlot& slot = job_.slots[i];
+        InputRecorder*& rec = by_input[input_group(slot, plan::AwqExpertScale::PerExpert)];
+        if (!rec)
+          rec = wrappers.wrap<InputRecorder>(slot, RecordOptions{.weight_by_routing = job_.settings->calibration.routing_weighted,
+                                                                 .record_only = is_mlp(slot.role)});
         recorded[i] = rec;
       }
       LinearSlot* router = stage == 2 ? router_slot(recorded) : nullptr;
-      const InputRecorder* router_inputs = router ? recorders.wrap(*router) : nullptr;
+      const InputRecorder* router_inputs = router ? wrappers.wrap<InputRecorder>(*router) : nullptr;
+      if (stage >= 2) silence_unread_mlp(wrappers, stage == 3);
       run_block_on_copies(stage <= 1);
-      recorders.unwrap();
+      wrappers.unwrap();
       all_tokens = all_token_hessians(members, recorded, router_inputs);
     }
     quantize_members(members, recorded, all_tokens);
@@ -190,10 +202,23 @@ class LayerQuantizer {
     }
     LinearSlot* router = down.empty() ? nullptr : router_slot(recorded);
     if (!router) return out;
-    *router->op = std::make_unique<DownInputTap>(std::move(*router->op), std::move(down));
+    PassWrappers wrappers;
+    wrappers.wrap<DownInputTap>(*router, std::move(down));
+    silence_unread_mlp(wrappers, false);
     run_block_on_copies(false);
-    *router->op = static_cast<DownInputTap*>(router->op->get())->release();
+    wrappers.unwrap();
     return out;
+  }
+
+  // Silences the block's MLP linears that no recorder of the pass needs: all but the recorders,
+  // or with downs_recorded, all but recorded down projections and the gate and up that feed them.
+  void silence_unread_mlp(PassWrappers& wrappers, bool downs_recorded) {
+    for (LinearSlot& slot : job_.slots) {
+      if (!is_mlp(slot.role) || wrappers.wraps(slot)) continue;
+      const auto down = downs_recorded && slot.projection != "down" ? sibling_index(slot, "down") : std::nullopt;
+      if (down && wrappers.wraps(job_.slots[*down])) continue;
+      wrappers.wrap<Silenced>(slot);
+    }
   }
 
   // One pass of the calibration tokens through the block for the recorders, a few sequences at
