@@ -158,6 +158,43 @@ TEST(QuantKernels, SimdDequantTilesEqualTheReferenceBitForBit) {
   }
 }
 
+// GPTQ's range search ranks candidate (scale, zero) pairs by range_errors: every ISA must give the
+// reference's sums to the bit (or a search would pick other parameters on another CPU), and the
+// reference must be the definition, here with std::nearbyint. The weights include exact .5 ties
+// (ties to even) and a scale so small that w / scale passes 2^22 (round_half_even's other branch).
+TEST(QuantKernels, RangeErrorsEqualTheDefinitionBitForBit) {
+  std::vector<float> w = normal_values(131, 12);
+  for (int k = 0; k < 8; ++k) w[size_t(k)] = (float(k) - 3.5f) * 0.25f;  // ties at scale 0.25
+  std::vector<GroupParams> candidates;
+  for (int bits : {2, 3, 4, 8})
+    for (int i = 0; i < 19; ++i) {
+      const float step = 2.5f / float((1 << bits) - 1) * (1.0f - 0.04f * float(i));
+      candidates.push_back({step, i % 2 == 0 ? float(1 << (bits - 1)) : std::nearbyint(1.2f / step)});
+    }
+  candidates.push_back({0.25f, 2.0f});
+  candidates.push_back({1e-8f, 1.0f});
+  for (const size_t n : {size_t(131), size_t(37), size_t(1)}) {
+    for (const int max_code : {3, 15, 255}) {
+      std::vector<float> expected(candidates.size());
+      for (size_t c = 0; c < candidates.size(); ++c) {
+        const GroupParams p = candidates[c];
+        for (size_t i = 0; i < n; ++i) {
+          const float code = std::clamp(std::nearbyint(w[i] / p.scale) + p.zero, 0.0f, float(max_code));
+          const float d = w[i] - (code - p.zero) * p.scale;
+          expected[c] += d * d;
+        }
+      }
+      for (Isa isa : isas())
+        for (const size_t count : {candidates.size(), size_t(17), size_t(1)}) {
+          std::vector<float> got(count);
+          quant_kernels(isa).range_errors(w.data(), int64_t(n), candidates.data(), int64_t(count), max_code, got.data());
+          EXPECT_EQ(got, std::vector<float>(expected.begin(), expected.begin() + ptrdiff_t(count)))
+              << isa_name(isa) << " n=" << n << " max_code=" << max_code << " count=" << count;
+        }
+    }
+  }
+}
+
 // A prefill-sized forward forks and splits the outputs into tiles by thread count; every
 // column's sum must come out the same however it was split.
 TEST(QuantKernels, ForkedGemmEqualsOneThreadBitForBit) {

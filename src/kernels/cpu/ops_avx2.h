@@ -84,6 +84,7 @@ struct Avx2Ops {
   static F max(F a, F b) { return _mm256_max_ps(a, b); }
   static F min(F a, F b) { return _mm256_min_ps(a, b); }
   static F div(F a, F b) { return _mm256_div_ps(a, b); }
+  static F round_even(F v) { return _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static I cvt_rne(F v) { return _mm256_cvtps_epi32(v); }  // MXCSR's rounding: to nearest even
   static float reduce_max(F v) {
     __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));

@@ -54,6 +54,7 @@ struct Avx512Ops {
   static F max(F a, F b) { return _mm512_max_ps(a, b); }
   static F min(F a, F b) { return _mm512_min_ps(a, b); }
   static F div(F a, F b) { return _mm512_div_ps(a, b); }
+  static F round_even(F v) { return _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static I cvt_rne(F v) { return _mm512_cvtps_epi32(v); }  // MXCSR's rounding: to nearest even
   static float reduce_max(F v) { return _mm512_reduce_max_ps(v); }
   static int32_t reduce_add_i(I v) { return _mm512_reduce_add_epi32(v); }

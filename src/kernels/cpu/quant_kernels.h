@@ -1,12 +1,14 @@
 // The quantized matmul kernels of one ISA, as a table, and the one place that picks the table.
 // QuantLinear (quant_linear.h) drives them: gemv = fused dequantize-and-dot for a few tokens;
-// dequant = one cache-sized tile of fp32 weights for gemm (kernels/gemm.h).
+// dequant = one cache-sized tile of fp32 weights for gemm (kernels/gemm.h). range_errors serves
+// the quantizers' range search (quant/algo/group_params.h).
 #pragma once
 
 #include <cstdint>
 
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/quant_layout.h"
+#include "quant/formats/int_code.h"
 
 namespace moeq {
 
@@ -35,6 +37,11 @@ struct QuantKernels {
   void (*bnb4_gemv)(const Bnb4Tensors& T, const float* x, int64_t n, int64_t r0, int64_t r1, float* y, int64_t ldy);
   // NF4/FP4: w[(r−r0)·cols + c] = table[q[r,c]] · absmax[r, c/64] for rows [r0, r1).
   void (*bnb4_dequant)(const Bnb4Tensors& T, int64_t r0, int64_t r1, float* w);
+  // err[c] = Σ_i (w[i] − dequantize_code(quantize_code(w[i], candidates[c], max_code), candidates[c]))²
+  // for c < count, each sum in fp32 in the order of i (int_code.h's arithmetic, unfused): every
+  // table gives the same bits, so a range search picks the same parameters on any CPU.
+  void (*range_errors)(const float* w, int64_t n, const GroupParams* candidates, int64_t count, int max_code,
+                       float* err);
 };
 
 // The kernels of `isa`; throws moeq::Error when this CPU cannot run it.

@@ -6,9 +6,11 @@
 // Ops provides: W (lanes), F/I (float/int vectors), zero, set1, load, store, add, sub, mul, fma,
 // hsum, cvt (int→float), load_words (W uint32), srli<S>, slli<S>, or_, and_, set1_i,
 // load_f16 / load_u8 (W values → float), Lut + make_lut + lookup (16-entry table),
-// nibbles (W 4-bit codes from W/2 bytes, high nibble first).
+// nibbles (W 4-bit codes from W/2 bytes, high nibble first); for range_errors, div, min, max and
+// round_even (to the nearest integer, ties to even).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <utility>
 
@@ -167,6 +169,43 @@ void bnb4_dequant(const Bnb4Tensors& T, int64_t r0, int64_t r1, float* w) {
   }
 }
 
+// v unchanged, but the compiler may no longer fuse the multiply that made it into the add that
+// uses it: under the file's `fma` target GCC contracts mul + add into one rounding, and
+// range_errors must round as the scalar reference does.
+template <class F>
+inline F unfused(F v) {
+  asm("" : "+x"(v));
+  return v;
+}
+
+// One lane per candidate, W candidates at a time; each lane sums its errors in the order of the
+// weights, as the scalar reference does, so the sums agree to the bit.
+template <class Ops>
+void range_errors(const float* w, int64_t n, const GroupParams* candidates, int64_t count, int max_code, float* err) {
+  using F = typename Ops::F;
+  constexpr int W = Ops::W;
+  const F lowest = Ops::zero(), highest = Ops::set1(float(max_code));
+  for (int64_t c0 = 0; c0 < count; c0 += W) {
+    const int64_t m = std::min<int64_t>(W, count - c0);
+    float scale[W], zero[W], sum[W];
+    for (int k = 0; k < W; ++k) {  // spare lanes repeat the last candidate
+      const GroupParams& p = candidates[c0 + std::min<int64_t>(k, m - 1)];
+      scale[k] = p.scale;
+      zero[k] = p.zero;
+    }
+    const F s = Ops::load(scale), z = Ops::load(zero);
+    F acc = Ops::zero();
+    for (int64_t i = 0; i < n; ++i) {
+      const F x = Ops::set1(w[i]);
+      const F code = Ops::min(Ops::max(Ops::add(Ops::round_even(Ops::div(x, s)), z), lowest), highest);
+      const F d = Ops::sub(x, unfused(Ops::mul(Ops::sub(code, z), s)));
+      acc = Ops::add(acc, unfused(Ops::mul(d, d)));
+    }
+    Ops::store(sum, acc);
+    std::copy_n(sum, m, err + c0);
+  }
+}
+
 // The INT8-activation kernels (quant_kernels_a8.h) are left to each ISA's file: AVX-512 takes
 // them from a file compiled for VNNI.
 template <class Ops>
@@ -177,7 +216,8 @@ QuantKernels make_kernels() {
           .int_a8_quantize = nullptr,
           .a8_beats_tile_gemm = false,
           .bnb4_gemv = bnb4_gemv<Ops>,
-          .bnb4_dequant = bnb4_dequant<Ops>};
+          .bnb4_dequant = bnb4_dequant<Ops>,
+          .range_errors = range_errors<Ops>};
 }
 
 }  // namespace moeq::simd

@@ -95,6 +95,18 @@ void bnb4_dequant(const Bnb4Tensors& T, int64_t r0, int64_t r1, float* w) {
   for (int64_t r = r0; r < r1; ++r) bnb4_row(T, r, w + (r - r0) * T.cols);
 }
 
+void range_errors(const float* w, int64_t n, const GroupParams* candidates, int64_t count, int max_code, float* err) {
+  for (int64_t c = 0; c < count; ++c) {
+    const GroupParams p = candidates[c];
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n; ++i) {
+      const float d = w[i] - dequantize_code(quantize_code(w[i], p, max_code), p);
+      sum += d * d;
+    }
+    err[c] = sum;
+  }
+}
+
 }  // namespace
 
 const QuantKernels& scalar_quant_kernels() {
@@ -104,7 +116,8 @@ const QuantKernels& scalar_quant_kernels() {
                               .int_a8_quantize = int_a8_quantize,
                               .a8_beats_tile_gemm = false,
                               .bnb4_gemv = bnb4_gemv,
-                              .bnb4_dequant = bnb4_dequant};
+                              .bnb4_dequant = bnb4_dequant,
+                              .range_errors = range_errors};
   return k;
 }
 

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "kernels/cpu/quant_kernels.h"
 
 namespace moeq {
 
@@ -42,16 +43,6 @@ GroupParams params_for_range(float lo, float hi, const QuantSpec& spec) {
   return {scale, round_half_even(-lo / scale)};
 }
 
-float range_error(std::span<const float> w, GroupParams p, int maxq) {
-  float err = 0.0f;
-  for (float x : w) {
-    const float d = x - dequantize_code(quantize_code(x, p, maxq), p);
-    err += d * d;
-  }
-  return err;
-}
-
-
 }  // namespace
 
 GroupParams compute_group_params(std::span<const float> w, const QuantSpec& spec) {
@@ -64,20 +55,21 @@ GroupParams search_group_params(std::span<const float> w, const QuantSpec& spec,
   MOEQ_ASSERT(!w.empty() && search.grid > 0);
   const Range r = range_of(w);
   const float lo = std::min(r.lo, 0.0f), hi = std::max(r.hi, 0.0f);
-  const int maxq = max_code(spec);
-  GroupParams best = params_for_range(lo, hi, spec);
-  float best_err = range_error(w, best, maxq);
-  const int steps = int(search.max_shrink * float(search.grid));
+  const int steps = std::max(1, int(search.max_shrink * float(search.grid)));
+  std::vector<GroupParams> candidates(static_cast<size_t>(steps));
+  candidates[0] = params_for_range(lo, hi, spec);
   for (int i = 1; i < steps; ++i) {
     const float p = 1.0f - float(i) / float(search.grid);
-    const GroupParams candidate = params_for_range(p * lo, p * hi, spec);
-    const float err = range_error(w, candidate, maxq);
-    if (err < best_err) {
-      best_err = err;
-      best = candidate;
-    }
+    candidates[size_t(i)] = params_for_range(p * lo, p * hi, spec);
   }
-  return best;
+  // The table of this CPU's best ISA: every table gives the same sums (quant_kernels.h).
+  static const QuantKernels& kernels = quant_kernels(best_isa());
+  std::vector<float> err(candidates.size());
+  kernels.range_errors(w.data(), int64_t(w.size()), candidates.data(), steps, max_code(spec), err.data());
+  size_t best = 0;
+  for (size_t i = 1; i < err.size(); ++i)
+    if (err[i] < err[best]) best = i;
+  return candidates[best];
 }
 
 void check_int_spec(const QuantSpec& spec, const char* what) {

@@ -18,19 +18,12 @@
 // all-positive group and zero > qmax for an all-negative one.
 #pragma once
 
-#include <algorithm>
-#include <cmath>
-#include <cstdint>
 #include <span>
 
+#include "quant/formats/int_code.h"
 #include "quant/formats/qtensor.h"
 
 namespace moeq {
-
-struct GroupParams {
-  float scale = 1.0f;
-  float zero = 0.0f;
-};
 
 // Scale and zero of one group of weights under an Int spec (spec.bits, spec.symmetric).
 GroupParams compute_group_params(std::span<const float> w, const QuantSpec& spec);
@@ -46,27 +39,6 @@ struct RangeSearch {
   float max_shrink = 0.8f;
 };
 GroupParams search_group_params(std::span<const float> w, const QuantSpec& spec, const RangeSearch& search);
-
-// Largest code: 2^bits − 1 (symmetric codes are offset by 2^(bits−1), so the range is the same).
-inline int max_code(const QuantSpec& spec) { return (1 << spec.bits) - 1; }
-
-// round() of the definition: half to even, exactly std::nearbyint in the default rounding mode,
-// but inline — x86-64 without SSE4.1 makes nearbyint a libm call, and this runs once per weight
-// per candidate in the searches. Adding and subtracting 1.5·2^23 leaves the nearest integer, ties
-// to even, for |x| < 2^22 (the sum then has an ulp of exactly 1).
-inline float round_half_even(float x) {
-  if (std::fabs(x) < 0x1p22f) return (x + 0x1.8p23f) - 0x1.8p23f;
-  return std::nearbyint(x);
-}
-
-// The stored code of one weight; identical to the formula above for both modes, because the
-// symmetric zero is 2^(b−1) and its clamp range [−qmax−1, qmax] shifts to [0, 2^b − 1].
-inline uint8_t quantize_code(float w, GroupParams p, int max_code) {
-  const float q = round_half_even(w / p.scale) + p.zero;  // finite w assumed (callers check)
-  return uint8_t(std::clamp(q, 0.0f, float(max_code)));
-}
-
-inline float dequantize_code(uint8_t code, GroupParams p) { return (float(code) - p.zero) * p.scale; }
 
 // Rejects specs outside qtensor.h's Int contract: another format, bits outside {2, 3, 4, 8},
 // or a group size other than 0, 32, 64, 128. `what` names the caller in the message.
