@@ -101,6 +101,40 @@ TEST_P(Parity, RunAttentionIsTheBlockWithItsMlpSilenced) {
   }
 }
 
+// run_attention then run_mlp is run_block to the bit, with the same routing: calibration runs the
+// attention half once and the MLP half for each of its later passes. Whole blocks and halves go
+// through the same chunks; `batch` sequences of `seq` tokens from `ids`.
+void expect_halves_make_the_block(Model& model, std::span<const int32_t> ids, int64_t batch, int64_t seq,
+                                  const std::string& what) {
+  Tensor h = model.embed(ids);
+  for (int i = 0; i < int(model.num_layers()); ++i) {
+    Tensor halves = h;
+    model.run_attention(i, halves, batch, seq);
+    model.run_mlp(i, halves, batch, seq);
+    const LayerRouting routing = model.last_routing()[size_t(i)];
+    model.run_block(i, h, batch, seq);
+    EXPECT_EQ(halves.data, h.data) << what << " layer " << i;
+    EXPECT_EQ(model.last_routing()[size_t(i)].tokens, routing.tokens) << what << " layer " << i;
+    EXPECT_EQ(model.last_routing()[size_t(i)].chosen, routing.chosen) << what << " layer " << i;
+    EXPECT_EQ(model.last_routing()[size_t(i)].weights, routing.weights) << what << " layer " << i;
+  }
+}
+
+TEST_P(Parity, RunAttentionThenRunMlpIsRunBlock) {
+  auto model = Model::load(testing::fixture_dir(GetParam()), {.rope_in_config_dtype = true});
+  Checkpoint ref = Checkpoint::open(testing::fixture_dir(GetParam()) / "reference.safetensors");
+  expect_halves_make_the_block(*model, read_ids(ref), ref.get("input_ids").shape[0], ref.get("input_ids").shape[1],
+                               GetParam());
+}
+
+// 9 sequences of 512 tokens: more than one chunk of a block's run (4096 tokens).
+TEST(ModelHalves, RunAttentionThenRunMlpIsRunBlockOverSeveralChunks) {
+  auto model = Model::load(testing::demo_model());
+  std::vector<int32_t> ids(9 * 512);
+  for (size_t t = 0; t < ids.size(); ++t) ids[t] = int32_t((t * 7919) % size_t(model->vocab_size()));
+  expect_halves_make_the_block(*model, ids, 9, 512, "demo_mixtral");
+}
+
 INSTANTIATE_TEST_SUITE_P(Fixtures, Parity,
                          ::testing::Values("mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek_v2", "deepseek_v3",
                                            "granitemoe", "phimoe"));

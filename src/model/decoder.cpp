@@ -58,6 +58,10 @@ class Decoder final : public Model {
     run_part(BlockPart::Attention, layer, hidden, batch, seq, nullptr);
   }
 
+  void run_mlp(int layer, Tensor& hidden, int64_t batch, int64_t seq) override {
+    run_part(BlockPart::Mlp, layer, hidden, batch, seq, nullptr);
+  }
+
   void final_norm(Tensor& hidden) const override { w_.final_norm.apply(hidden.ptr(), hidden.numel() / c_.hidden_size); }
 
   Tensor lm_head(const Tensor& normed) const override {
@@ -99,11 +103,15 @@ class Decoder final : public Model {
  private:
   static constexpr int64_t kMaxBlockTokens = 4096;
 
-  enum class BlockPart { Attention, Whole };
+  enum class BlockPart { Attention, Mlp, Whole };
+
+  static const char* part_name(BlockPart part) {
+    return part == BlockPart::Whole ? "run_block" : part == BlockPart::Attention ? "run_attention" : "run_mlp";
+  }
 
   void run_part(BlockPart part, int layer, Tensor& hidden, int64_t batch, int64_t seq, KVCache* cache) {
     const int64_t h = c_.hidden_size;
-    const char* what = part == BlockPart::Whole ? "run_block" : "run_attention";
+    const char* what = part_name(part);
     if (layer < 0 || layer >= c_.num_layers) fail("{}: layer {} out of range [0, {})", what, layer, c_.num_layers);
     if (hidden.numel() != batch * seq * h)
       fail("{}: hidden has {} values, expected {}·{}·{}", what, hidden.numel(), batch, seq, h);
@@ -114,25 +122,31 @@ class Decoder final : public Model {
       run_block_rows(part, layer, hidden.ptr(), batch, seq, cache);
       return;
     }
-    LayerRouting all;  // the attention half routes nothing: last_routing() stays as it was
+    const bool routes = part != BlockPart::Attention;  // else last_routing() stays as it was
+    LayerRouting all;
     for (int64_t b = 0; b < batch; b += per_chunk) {
       run_block_rows(part, layer, hidden.ptr() + b * seq * h, std::min(per_chunk, batch - b), seq, nullptr);
-      if (part == BlockPart::Whole) append_routing(all, routing_[size_t(layer)]);
+      if (routes) append_routing(all, routing_[size_t(layer)]);
     }
-    if (part == BlockPart::Whole) routing_[size_t(layer)] = std::move(all);
+    if (routes) routing_[size_t(layer)] = std::move(all);
   }
 
-  // One block (or its attention half) over hidden[batch, seq, hidden_size], in place.
+  // One block (or one half of it) over hidden[batch, seq, hidden_size], in place.
   void run_block_rows(BlockPart part, int layer, float* hidden, int64_t batch, int64_t seq, KVCache* cache) {
-    const int64_t n = batch * seq, h = c_.hidden_size;
     const int64_t past = cache ? cache->layer_length(layer) : 0;
+    if (part != BlockPart::Mlp) attention_half(layer, hidden, batch, seq, cache, past);
+    if (part != BlockPart::Attention) mlp_half(layer, hidden, batch * seq);
+    if (cache) cache->set_layer_length(layer, past + seq);
+  }
+
+  void attention_half(int layer, float* hidden, int64_t batch, int64_t seq, KVCache* cache, int64_t past) {
+    const int64_t n = batch * seq, h = c_.hidden_size;
     KVCache& kv = cache ? *cache : scratch(batch, seq);
     const int64_t kv_layer = cache ? layer : 0;
     if (cache && (cache->batch() != batch || past + seq > cache->max_len()))
       fail("KV cache holds batch {} × {} positions; asked for batch {} at positions {}..{}", cache->batch(),
            cache->max_len(), batch, past, past + seq);
     update_rope_table(past, seq);
-
     const Layer& l = w_.layers[size_t(layer)];
     float* x = ws_.get(Buf::Normed, n * h);
     float* y = ws_.get(Buf::BlockOut, n * h);
@@ -140,7 +154,13 @@ class Decoder final : public Model {
     l.input_norm.apply(x, n);
     attention_forward(l.attn, {c_, batch, seq, past, kv, kv_layer, cos_.data(), sin_.data(), ws_}, x, y);
     add_residual(hidden, y, n * h);
-    if (part == BlockPart::Attention) return;
+  }
+
+  void mlp_half(int layer, float* hidden, int64_t n) {
+    const int64_t h = c_.hidden_size;
+    const Layer& l = w_.layers[size_t(layer)];
+    float* x = ws_.get(Buf::Normed, n * h);
+    float* y = ws_.get(Buf::BlockOut, n * h);
     std::copy_n(hidden, n * h, x);
     l.post_norm.apply(x, n);
     if (l.moe)
@@ -148,7 +168,6 @@ class Decoder final : public Model {
     else
       l.dense->forward(x, n, y, ws_);
     add_residual(hidden, y, n * h);
-    if (cache) cache->set_layer_length(layer, past + seq);
   }
 
   static void append_routing(LayerRouting& all, const LayerRouting& part) {

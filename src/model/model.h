@@ -33,7 +33,7 @@ struct LinearSlot {
   LinearPtr* op;           // the op in the model: replace it to quantize, wrap it to observe inputs
 };
 
-// The routing of one MoE layer during the last forward/run_block call.
+// The routing of one MoE layer during the last forward/run_block/run_mlp call.
 struct LayerRouting {
   int64_t tokens = 0;
   int64_t experts = 0;
@@ -82,6 +82,10 @@ class Model {
   // Only the first half of block `layer`, in place: input norm, attention, residual. Calibrating
   // the attention projections needs no more, and the MoE half is most of a block's work.
   virtual void run_attention(int layer, Tensor& hidden, int64_t batch, int64_t seq_len) = 0;
+  // The second half, in place: post-attention norm, MoE or dense MLP, residual. run_attention
+  // then run_mlp is run_block to the bit (same chunks, same routing): calibration runs the
+  // attention half once and the MLP half for each of its later passes.
+  virtual void run_mlp(int layer, Tensor& hidden, int64_t batch, int64_t seq_len) = 0;
   virtual void final_norm(Tensor& hidden) const = 0;
   virtual Tensor lm_head(const Tensor& normed) const = 0;  // logits [rows, vocab]
   // The same into caller-owned memory: logits[rows, vocab] for normed[rows, hidden].

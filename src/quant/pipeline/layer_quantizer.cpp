@@ -121,13 +121,14 @@ class DownInputTap final : public WrappedLinear {
 
 class LayerQuantizer {
  public:
-  LayerQuantizer(Model& model, const LayerJob& job, const Tensor& hidden, int64_t samples, int64_t seqlen)
+  LayerQuantizer(Model& model, const LayerJob& job, Tensor& hidden, int64_t samples, int64_t seqlen)
       : model_(model), job_(job), hidden_(hidden), samples_(samples), seqlen_(seqlen) {}
 
   LayerResult run() {
     const auto start = std::chrono::steady_clock::now();
     result_.layer = job_.layer;
     for (int stage = 0; stage < kStages; ++stage) run_stage(stage);
+    finish_block();
     result_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return std::move(result_);
   }
@@ -166,7 +167,7 @@ class LayerQuantizer {
       LinearSlot* router = stage == 2 ? router_slot(recorded) : nullptr;
       const InputRecorder* router_inputs = router ? wrappers.wrap<InputRecorder>(*router) : nullptr;
       if (stage >= 2) silence_unread_mlp(wrappers, stage == 3);
-      run_block_on_copies(stage <= 1);
+      run_pass_on_copies(stage <= 1 ? Half::Attention : Half::Mlp);
       wrappers.unwrap();
       all_tokens = all_token_hessians(members, recorded, router_inputs);
     }
@@ -205,7 +206,7 @@ class LayerQuantizer {
     PassWrappers wrappers;
     wrappers.wrap<DownInputTap>(*router, std::move(down));
     silence_unread_mlp(wrappers, false);
-    run_block_on_copies(false);
+    run_pass_on_copies(Half::Mlp);
     wrappers.unwrap();
     return out;
   }
@@ -221,21 +222,40 @@ class LayerQuantizer {
     }
   }
 
-  // One pass of the calibration tokens through the block for the recorders, a few sequences at
-  // a time, so that at most kPassTokens rows of the hidden states are copied (hidden_ stays the
-  // block's input for the next stage). attention_only: stop after attention, all that stages 0
-  // and 1 (q/k/v, then o) read.
-  void run_block_on_copies(bool attention_only) {
+  enum class Half { Attention, Mlp };
+
+  // One pass of the calibration tokens through half of the block for the recorders, a few
+  // sequences at a time, so that at most kPassTokens rows of the hidden states are copied
+  // (hidden_ is kept for the next pass). Stages 0 and 1 (q/k/v, then o) read nothing past
+  // attention; the later stages start from the attention half's output (attend()).
+  void run_pass_on_copies(Half half) {
+    if (half == Half::Mlp) attend();
     const int64_t per_pass = std::max<int64_t>(1, kPassTokens / seqlen_), width = hidden_.cols();
     for (int64_t first = 0; first < samples_; first += per_pass) {
       const int64_t seqs = std::min(per_pass, samples_ - first);
       Tensor part({seqs * seqlen_, width});
       std::copy_n(hidden_.data.begin() + first * seqlen_ * width, part.numel(), part.data.begin());
-      if (attention_only)
+      if (half == Half::Attention)
         model_.run_attention(job_.layer, part, seqs, seqlen_);
       else
-        model_.run_block(job_.layer, part, seqs, seqlen_);
+        model_.run_mlp(job_.layer, part, seqs, seqlen_);
     }
+  }
+
+  // Once stages 0 and 1 have quantized the attention projections, the attention half's output no
+  // longer changes: hidden_ moves past it in place, once, for the MLP stages' passes and the
+  // block's output (run_attention then run_mlp is run_block to the bit).
+  void attend() {
+    if (attended_ || hidden_.numel() == 0) return;
+    model_.run_attention(job_.layer, hidden_, samples_, seqlen_);
+    attended_ = true;
+  }
+
+  // Leaves hidden_ as the quantized block's output, the next block's input.
+  void finish_block() {
+    if (hidden_.numel() == 0) return;
+    attend();
+    model_.run_mlp(job_.layer, hidden_, samples_, seqlen_);
   }
 
   void quantize_members(const std::vector<size_t>& members, const std::vector<InputRecorder*>& recorded,
@@ -388,8 +408,9 @@ class LayerQuantizer {
 
   Model& model_;
   const LayerJob& job_;
-  const Tensor& hidden_;
+  Tensor& hidden_;  // the block's input, then (attend()) the attention half's output
   int64_t samples_, seqlen_;
+  bool attended_ = false;
   LayerResult result_;
   std::map<size_t, KeptUp> kept_up_;
 };
@@ -448,7 +469,7 @@ QuantSpec effective_spec(const plan::PlanEntry& entry, IndivisibleGroups indivis
   return spec;
 }
 
-LayerResult quantize_layer(Model& model, const LayerJob& job, const Tensor& hidden, int64_t samples, int64_t seqlen) {
+LayerResult quantize_layer(Model& model, const LayerJob& job, Tensor& hidden, int64_t samples, int64_t seqlen) {
   return LayerQuantizer(model, job, hidden, samples, seqlen).run();
 }
 

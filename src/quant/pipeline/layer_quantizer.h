@@ -82,9 +82,9 @@ AwqOptions awq_options(const plan::AwqSettings& settings);
 // The spec a plan entry is quantized with for this tensor shape (applies IndivisibleGroups).
 QuantSpec effective_spec(const plan::PlanEntry& entry, IndivisibleGroups indivisible);
 
-// Quantizes every slot whose entry quantizes, installing the quantized op in the model.
-// `hidden` ([samples·seqlen, hidden], the block's input) may be empty when no entry needs
-// calibration; it is not modified (the caller advances it with run_block afterwards).
-LayerResult quantize_layer(Model& model, const LayerJob& job, const Tensor& hidden, int64_t samples, int64_t seqlen);
+// Quantizes every slot whose entry quantizes, installing the quantized op in the model, and
+// advances `hidden` ([samples·seqlen, hidden], the block's input; may be empty when no entry
+// needs calibration) through the quantized block: it leaves the next block's input.
+LayerResult quantize_layer(Model& model, const LayerJob& job, Tensor& hidden, int64_t samples, int64_t seqlen);
 
 }  // namespace moeq

@@ -161,6 +161,7 @@ class QuantizeJob {
       note_input_scales(lr);
       reload_layer(job, shard);
       layer_reports_.push_back(lr);
+      if (hidden_.numel() > 0) model_->run_block(layer, hidden_, calib_.samples, calib_.seqlen);
     } else {
       LayerResult r = quantize_layer(*model_, job, hidden_, calib_.samples, calib_.seqlen);
       write_layer(layer, r, shard);
@@ -173,7 +174,6 @@ class QuantizeJob {
                             json{{"fingerprint", fingerprint_}, {"done", done_}}.dump());
       print_progress(r);
     }
-    if (hidden_.numel() > 0) model_->run_block(layer, hidden_, calib_.samples, calib_.seqlen);
   }
 
   // Which linears divide their input by which stored AWQ scale (the manifest records it).
