@@ -23,6 +23,7 @@
 #include "io/tokenizer.h"
 #include "model/model.h"
 #include "quant/pipeline/quantize.h"
+#include "quant/plan/recipe.h"
 #include "timing.h"
 
 namespace fs = std::filesystem;
@@ -141,9 +142,18 @@ struct Settings {
   bool halve = false;
 };
 
-// The runs of one recipe: its own seed, or each of the seeds asked for.
-std::vector<std::optional<int64_t>> seed_runs(const Settings& s) {
-  if (s.seeds.empty()) return {std::nullopt};
+// Whether any rule of the recipe calibrates (GPTQ, AWQ): RTN alone reads no calibration text,
+// and one run stands for every seed.
+bool calibrates(const std::string& recipe) {
+  for (const moeq::plan::Rule& rule : moeq::plan::load_recipe(recipe).rules)
+    if (rule.action.method == moeq::plan::QuantMethod::Gptq || rule.action.method == moeq::plan::QuantMethod::Awq)
+      return true;
+  return false;
+}
+
+// The runs of one recipe: its own seed, or each of the seeds asked for where it calibrates.
+std::vector<std::optional<int64_t>> seed_runs(const Settings& s, const std::string& recipe) {
+  if (s.seeds.empty() || !calibrates(recipe)) return {std::nullopt};
   return {s.seeds.begin(), s.seeds.end()};
 }
 
@@ -183,7 +193,7 @@ json bench_model(const Settings& s, const std::string& name) {
   };
   add(measure(dir, wiki, indomain), "bf16");
   for (const std::string& recipe : split(s.recipes))
-    for (const std::optional<int64_t> seed : seed_runs(s)) {
+    for (const std::optional<int64_t> seed : seed_runs(s, recipe)) {
       const moeq::QuantizeOptions o = quantize_options(s, name, recipe, seed);
       const auto t0 = std::chrono::steady_clock::now();
       moeq::quantize_model(o);
