@@ -5,6 +5,9 @@
 //   stage 0: attention inputs (q, k, v; MLA's q_a/q_b/kv_a/kv_b)   stage 1: o
 //   stage 2: MLP inputs (router-side: gate, up of every expert, shared expert, dense MLP)
 //   stage 3: down projections
+// Stages 0 and 1 run the attention half of the block; once it is quantized, the hidden states
+// move past it in place and stages 2 and 3 run the MLP half, computing only what their recorders
+// read.
 #pragma once
 
 #include <cstdint>
