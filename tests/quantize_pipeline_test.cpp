@@ -31,7 +31,9 @@
 #include "quant/formats/size.h"
 #include "quant/formats/traits.h"
 #include "quant/pipeline/layer_quantizer.h"
+#include "quant/plan/plan.h"
 #include "quant/plan/recipe.h"
+#include "quant/plan/unit.h"
 #include "quant_test_util.h"
 #include "test_util.h"
 
@@ -575,6 +577,57 @@ group_size = 64
   }
   EXPECT_EQ(checked, 8);
 }
+
+// quantize_layer on every fixture architecture (MLA, dense first layers, shared experts with and
+// without a gate, stacked experts, ...), GPTQ on every linear but the routers, experts under 30
+// tokens on all the layer's tokens (the all-tokens pass): it must leave `hidden` as the quantized
+// block's output, which run_block recomputes here, and no calibration wrapper (recorder, silenced
+// op, tap) in the model.
+class LayerQuantizerOnFixtures : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(LayerQuantizerOnFixtures, LeavesTheQuantizedBlocksOutputAndNoWrapper) {
+  auto model = Model::load(testing::fixture_dir(GetParam()));
+  std::vector<LinearSlot> slots = model->linears();
+  const plan::QuantPlan plan = plan::resolve(plan::parse_recipe(R"(
+[under_calibrated]
+policy = "all_tokens"
+min_tokens = 30
+
+[[rule]]
+role = ["attention", "routed_expert", "shared_expert", "dense_mlp"]
+method = "gptq"
+bits = 4
+group_size = 32
+)"), plan::units_of(slots));
+  const int64_t samples = 3, seqlen = 40;
+  std::vector<int32_t> ids(size_t(samples * seqlen));
+  for (size_t t = 0; t < ids.size(); ++t) ids[t] = int32_t((t * 7919 + 13) % size_t(model->vocab_size()));
+  Tensor hidden = model->embed(ids);
+  for (int layer = 0; layer < int(model->num_layers()); ++layer) {
+    std::vector<LinearSlot> layer_slots;
+    std::vector<const plan::PlanEntry*> entries;
+    size_t quantized = 0;
+    for (size_t i = 0; i < slots.size(); ++i)
+      if (slots[i].layer == layer) {
+        layer_slots.push_back(slots[i]);
+        entries.push_back(&plan.entries[i]);
+        quantized += plan.entries[i].action.quantizes();
+      }
+    Tensor input = hidden;
+    const LayerResult r = quantize_layer(*model, {layer, layer_slots, entries, &plan.settings, IndivisibleGroups::Halve},
+                                         hidden, samples, seqlen);
+    model->run_block(layer, input, samples, seqlen);
+    EXPECT_EQ(hidden.data, input.data) << GetParam() << " layer " << layer;
+    EXPECT_EQ(r.units.size(), quantized) << GetParam() << " layer " << layer;
+    for (const LinearSlot& slot : layer_slots)
+      EXPECT_EQ(dynamic_cast<const WrappedLinear*>(slot.op->get()), nullptr) << slot.name;
+    for (const UnitResult& u : r.units) EXPECT_TRUE(u.method.starts_with("gptq")) << u.name << ": " << u.method;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, LayerQuantizerOnFixtures,
+                         ::testing::Values("mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek_v2", "deepseek_v3",
+                                           "granitemoe", "phimoe"));
 
 // GPTQ and AWQ on the lm_head calibrate on what it sees: the final norm's output of the
 // calibration tokens. Recomputed for qwen3_moe (untied lm_head) with nothing else quantized, so
