@@ -145,10 +145,8 @@ struct Settings {
 // Whether any rule of the recipe calibrates (GPTQ, AWQ): RTN alone reads no calibration text,
 // and one run stands for every seed.
 bool calibrates(const std::string& recipe) {
-  for (const moeq::plan::Rule& rule : moeq::plan::load_recipe(recipe).rules)
-    if (rule.action.method == moeq::plan::QuantMethod::Gptq || rule.action.method == moeq::plan::QuantMethod::Awq)
-      return true;
-  return false;
+  const auto rules = moeq::plan::load_recipe(recipe).rules;
+  return std::ranges::any_of(rules, [](const moeq::plan::Rule& rule) { return rule.action.calibrates(); });
 }
 
 // The runs of one recipe: its own seed, or each of the seeds asked for where it calibrates.

@@ -30,8 +30,6 @@ int stage_of(const LinearSlot& slot) {
   return slot.projection == "down" ? 3 : 2;
 }
 
-bool needs_calibration(QuantMethod m) { return m == QuantMethod::Gptq || m == QuantMethod::Awq; }
-
 // Linears that read the same input share one recorder and one AWQ scale: q/k/v of a block,
 // gate/up of one expert (for the AWQ scale, PerLayer joins every routed expert of the layer: they
 // all read the post-attention norm's output). Each down projection reads its own expert's
@@ -142,7 +140,7 @@ class LayerQuantizer {
     for (size_t i = 0; i < job_.slots.size(); ++i)
       if (stage_of(job_.slots[i]) == stage && entry(i).action.quantizes()) {
         members.push_back(i);
-        calibrate |= needs_calibration(entry(i).action.method);
+        calibrate |= entry(i).action.calibrates();
       }
     if (members.empty()) return;
 
@@ -156,7 +154,7 @@ class LayerQuantizer {
       // need not run (a recorded router must: it routes the pass).
       std::map<std::string, InputRecorder*> by_input;
       for (size_t i : members) {
-        if (!needs_calibration(entry(i).action.method)) continue;
+        if (!entry(i).action.calibrates()) continue;
         LinearSlot& slot = job_.slots[i];
         InputRecorder*& rec = by_input[input_group(slot, plan::AwqExpertScale::PerExpert)];
         if (!rec)

@@ -124,7 +124,7 @@ class QuantizeJob {
 
   bool needs_calibration() const {
     for (const auto& e : plan_.entries)
-      if (e.action.method == plan::QuantMethod::Gptq || e.action.method == plan::QuantMethod::Awq) return true;
+      if (e.action.calibrates()) return true;
     return false;
   }
 

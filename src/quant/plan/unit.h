@@ -44,6 +44,8 @@ struct QuantAction {
   int act_bits = kActBitsNone;
 
   bool quantizes() const { return method != QuantMethod::None; }
+  // GPTQ and AWQ read calibration inputs; RTN and keep do not.
+  bool calibrates() const { return method == QuantMethod::Gptq || method == QuantMethod::Awq; }
   // The paper's count: the format's nominal bits, 16 for a kept tensor.
   int nominal_bits() const { return quantizes() ? spec.bits : 16; }
   static QuantAction keep() { return {QuantMethod::None, {}}; }
