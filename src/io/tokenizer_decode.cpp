@@ -19,7 +19,7 @@ std::vector<size_t> char_starts(std::string_view text) {
 
 // Tokens spelled in the byte-level alphabet back to bytes, then to text (invalid UTF-8 becomes
 // U+FFFD). A token with a character outside the alphabet (an added token) is taken as it is.
-class ByteLevel final : public Decoder {
+class ByteLevelDecoder final : public Decoder {
  public:
   void decode_chain(std::vector<std::string>& tokens) const override {
     const ByteLevelAlphabet& alphabet = ByteLevelAlphabet::get();
@@ -42,9 +42,9 @@ class ByteLevel final : public Decoder {
 
 // ▁ back to spaces. In the first token every ▁ is dropped unless prepend_scheme is "never":
 // tokenizers does exactly this (it means to drop the ▁ the pre-tokenizer put in front).
-class Metaspace final : public Decoder {
+class MetaspaceDecoder final : public Decoder {
  public:
-  Metaspace(std::string replacement, bool drop_in_first) : replacement_(std::move(replacement)), drop_in_first_(drop_in_first) {}
+  MetaspaceDecoder(std::string replacement, bool drop_in_first) : replacement_(std::move(replacement)), drop_in_first_(drop_in_first) {}
   void decode_chain(std::vector<std::string>& tokens) const override {
     for (size_t i = 0; i < tokens.size(); ++i) {
       std::string out;
@@ -67,7 +67,7 @@ class Metaspace final : public Decoder {
 
 // Runs of <0xNN> tokens back to the bytes they stand for: one string where those bytes are valid
 // UTF-8, else one U+FFFD per byte.
-class ByteFallback final : public Decoder {
+class ByteFallbackDecoder final : public Decoder {
  public:
   void decode_chain(std::vector<std::string>& tokens) const override {
     std::vector<std::string> out;
@@ -103,7 +103,7 @@ class ByteFallback final : public Decoder {
   }
 };
 
-class Fuse final : public Decoder {
+class FuseDecoder final : public Decoder {
  public:
   void decode_chain(std::vector<std::string>& tokens) const override {
     std::string joined;
@@ -113,9 +113,9 @@ class Fuse final : public Decoder {
 };
 
 // Removes up to `start` leading and `stop` trailing copies of one character from each token.
-class Strip final : public Decoder {
+class StripDecoder final : public Decoder {
  public:
-  Strip(std::string content, size_t start, size_t stop) : content_(std::move(content)), start_(start), stop_(stop) {}
+  StripDecoder(std::string content, size_t start, size_t stop) : content_(std::move(content)), start_(start), stop_(stop) {}
   void decode_chain(std::vector<std::string>& tokens) const override {
     for (std::string& token : tokens) {
       const std::vector<size_t> starts = char_starts(token);
@@ -144,9 +144,9 @@ class Strip final : public Decoder {
   size_t stop_;
 };
 
-class Replace final : public Decoder {
+class ReplaceDecoder final : public Decoder {
  public:
-  Replace(Regex pattern, std::string content) : pattern_(std::move(pattern)), content_(std::move(content)) {}
+  ReplaceDecoder(Regex pattern, std::string content) : pattern_(std::move(pattern)), content_(std::move(content)) {}
   void decode_chain(std::vector<std::string>& tokens) const override {
     for (std::string& token : tokens) token = replace_all(pattern_, token, content_);
   }
@@ -157,9 +157,9 @@ class Replace final : public Decoder {
 };
 
 // The end-of-word suffix becomes a space, except after the last token.
-class WordSuffix final : public Decoder {
+class WordSuffixDecoder final : public Decoder {
  public:
-  explicit WordSuffix(std::string_view suffix) : pattern_(suffix, Regex::Kind::Literal, "BPEDecoder suffix") {}
+  explicit WordSuffixDecoder(std::string_view suffix) : pattern_(suffix, Regex::Kind::Literal, "BPEDecoder suffix") {}
   void decode_chain(std::vector<std::string>& tokens) const override {
     for (size_t i = 0; i < tokens.size(); ++i)
       tokens[i] = replace_all(pattern_, tokens[i], i + 1 == tokens.size() ? "" : " ");
@@ -196,15 +196,15 @@ bool metaspace_drops_in_first(const JsonNode& node) {
 
 std::unique_ptr<Decoder> make_decoder(const JsonNode& node) {
   const std::string type = node.type();
-  if (type == "ByteLevel") return std::make_unique<ByteLevel>();
+  if (type == "ByteLevel") return std::make_unique<ByteLevelDecoder>();
   if (type == "Metaspace")
-    return std::make_unique<Metaspace>(node.string_or("replacement", "\xE2\x96\x81"), metaspace_drops_in_first(node));
-  if (type == "ByteFallback") return std::make_unique<ByteFallback>();
-  if (type == "Fuse") return std::make_unique<Fuse>();
+    return std::make_unique<MetaspaceDecoder>(node.string_or("replacement", "\xE2\x96\x81"), metaspace_drops_in_first(node));
+  if (type == "ByteFallback") return std::make_unique<ByteFallbackDecoder>();
+  if (type == "Fuse") return std::make_unique<FuseDecoder>();
   if (type == "Strip")
-    return std::make_unique<Strip>(node.at("content").string(), read_count(node, "start"), read_count(node, "stop"));
-  if (type == "Replace") return std::make_unique<Replace>(read_pattern(node.at("pattern")), node.at("content").string());
-  if (type == "BPEDecoder") return std::make_unique<WordSuffix>(node.string_or("suffix", "</w>"));
+    return std::make_unique<StripDecoder>(node.at("content").string(), read_count(node, "start"), read_count(node, "stop"));
+  if (type == "Replace") return std::make_unique<ReplaceDecoder>(read_pattern(node.at("pattern")), node.at("content").string());
+  if (type == "BPEDecoder") return std::make_unique<WordSuffixDecoder>(node.string_or("suffix", "</w>"));
   if (type == "Sequence") return std::make_unique<SequenceOfDecoders>(make_each(node.at("decoders"), make_decoder));
   node.at("type").fail(fmt::format("is '{}', a decoder moeq does not support", type));
 }
