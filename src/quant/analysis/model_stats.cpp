@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "calib/input_recorder.h"
+#include "calib/pass_wrappers.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "io/safetensors.h"
@@ -108,26 +109,22 @@ class Collector {
   // router's input: every token of the layer); then routing, block score and the losses of each
   // observed unit, whose Hessian is freed as soon as it is used.
   void measure_layer(int layer, Tensor& hidden) {
-    std::vector<size_t> observed;
+    PassWrappers wrappers;
+    std::vector<std::pair<size_t, const InputRecorder*>> observed;
     for (size_t i = 0; i < slots_.size(); ++i) {
       const bool router = hessians_ && stats_.units[i].role == TensorRole::Router;
       if (slots_[i].layer != layer || (!is_body_unit(stats_.units[i]) && !router)) continue;
-      *slots_[i].op = std::make_unique<InputRecorder>(std::move(*slots_[i].op), RecordOptions{.keep_inputs = router});
-      observed.push_back(i);
+      observed.emplace_back(i, wrappers.wrap<InputRecorder>(slots_[i], RecordOptions{.keep_inputs = router}));
     }
     const Tensor input = hidden;
     model_.run_block(layer, hidden, calib_.samples, calib_.seqlen);
+    wrappers.unwrap();
     stats_.block_scores.push_back(plan::block_change_score(input.data, hidden.data, hidden.cols()));
     record_routing(layer);
-    std::vector<std::unique_ptr<LinearOp>> recorders;
     const InputRecorder* router = nullptr;
-    for (size_t i : observed) {
-      auto* rec = static_cast<InputRecorder*>(slots_[i].op->get());
+    for (const auto& [i, rec] : observed) {
       if (stats_.units[i].role == TensorRole::Router) router = rec;
       else measure_unit(i, *rec);
-      LinearPtr inner = rec->release();
-      recorders.push_back(std::move(*slots_[i].op));
-      *slots_[i].op = std::move(inner);
     }
     if (router) keep_all_token_hessians(layer, *router);
     probe_layer(layer, input);
@@ -269,7 +266,7 @@ class Collector {
 
   void measure_unit(size_t i, const InputRecorder& rec) {
     UnitStats& u = stats_.per_unit[i];
-    const Tensor w = dense_weights(rec.inner(), slots_[i].name);
+    const Tensor w = dense_weights(**slots_[i].op, slots_[i].name);
     u.tokens = rec.stats().tokens();
     if (u.tokens == 0) {  // never reached: quantizing it costs nothing on this data
       u.loss.assign(stats_.candidates.size(), 0.0);

@@ -8,6 +8,7 @@
 
 #include "arch/config.h"
 #include "calib/input_recorder.h"
+#include "calib/pass_wrappers.h"
 #include "core/error.h"
 #include "kernels/act_quant_linear.h"
 #include "kernels/cpu/quant_linear.h"
@@ -55,33 +56,6 @@ Tensor dense_weights(const LinearSlot& slot) {
   if (!dense) fail("tensor '{}' is not a dense 16/32-bit weight (already quantized?)", slot.name);
   return dense->weight_f32();
 }
-
-// Ops put in front of the block's linears for one calibration pass. unwrap() puts the originals
-// back and keeps the wrappers (and a recorder's statistics) alive.
-class PassWrappers {
- public:
-  template <typename Op, typename... Args>
-  Op* wrap(LinearSlot& slot, Args&&... args) {
-    auto op = std::make_unique<Op>(std::move(*slot.op), std::forward<Args>(args)...);
-    Op* raw = op.get();
-    *slot.op = std::move(op);
-    wrapped_.push_back(&slot);
-    return raw;
-  }
-  bool wraps(const LinearSlot& slot) const { return std::ranges::find(wrapped_, &slot) != wrapped_.end(); }
-  void unwrap() {
-    for (LinearSlot* slot : wrapped_) {
-      LinearPtr inner = static_cast<WrappedLinear*>(slot->op->get())->release();
-      held_.push_back(std::move(*slot->op));
-      *slot->op = std::move(inner);
-    }
-    wrapped_.clear();
-  }
-
- private:
-  std::vector<LinearSlot*> wrapped_;
-  std::vector<LinearPtr> held_;
-};
 
 // Stands in, for one pass, for a linear whose output leads only to what the pass discards: zeros
 // instead of a matmul.
