@@ -169,15 +169,6 @@ void bnb4_dequant(const Bnb4Tensors& T, int64_t r0, int64_t r1, float* w) {
   }
 }
 
-// v unchanged, but the compiler may no longer fuse the multiply that made it into the add that
-// uses it: under the file's `fma` target GCC contracts mul + add into one rounding, and
-// range_errors must round as the scalar reference does.
-template <class F>
-inline F unfused(F v) {
-  asm("" : "+x"(v));
-  return v;
-}
-
 // One lane per candidate, W candidates at a time; each lane sums its errors in the order of the
 // weights, as the scalar reference does, so the sums agree to the bit.
 template <class Ops>
@@ -198,8 +189,8 @@ void range_errors(const float* w, int64_t n, const GroupParams* candidates, int6
     for (int64_t i = 0; i < n; ++i) {
       const F x = Ops::set1(w[i]);
       const F code = Ops::min(Ops::max(Ops::add(Ops::round_even(Ops::div(x, s)), z), lowest), highest);
-      const F d = Ops::sub(x, unfused(Ops::mul(Ops::sub(code, z), s)));
-      acc = Ops::add(acc, unfused(Ops::mul(d, d)));
+      const F d = Ops::sub(x, Ops::mul(Ops::sub(code, z), s));
+      acc = Ops::add(acc, Ops::mul(d, d));
     }
     Ops::store(sum, acc);
     std::copy_n(sum, m, err + c0);
