@@ -108,6 +108,30 @@ TEST(Awq, ScaleSearchNeverWorseThanRtn) {
   }
 }
 
+// Without clipping each linear is RTN of W·diag(s), its group scales divided as the options say.
+TEST(Awq, QuantizesTheScaledWeightsWithTheOptionsScaleDivision) {
+  const Calib c = calibrate(correlated_inputs(512, 64, 4, 61));
+  const Tensor w = random_matrix(32, 64, 62);
+  const AwqLinear linear{&w, &c.h};
+  const QuantSpec spec{QuantFormat::Int, 3, 32, false};
+  std::vector<float> exact_scales;
+  for (ScaleDivision division : {ScaleDivision::Exact, ScaleDivision::Reciprocal}) {
+    AwqOptions opt;
+    opt.clip = false;
+    opt.scale_division = division;
+    const AwqResult res = awq_quantize({&linear, 1}, c.act, spec, opt);
+    Tensor ws = w;
+    for (int64_t r = 0; r < ws.rows(); ++r)
+      for (int64_t col = 0; col < ws.cols(); ++col) ws.row(r)[col] *= res.scale[size_t(col)];
+    const QuantizedMatrix rtn = rtn_quantize(ws.ptr(), ws.rows(), ws.cols(), spec, division);
+    EXPECT_EQ(res.q[0].codes, rtn.codes);
+    EXPECT_EQ(res.q[0].scales, rtn.scales);
+    EXPECT_EQ(res.q[0].zeros, rtn.zeros);
+    if (division == ScaleDivision::Exact) exact_scales = rtn.scales;
+    else EXPECT_NE(rtn.scales, exact_scales);
+  }
+}
+
 TEST(Awq, ClippingNeverIncreasesTheLoss) {
   int strictly_better = 0, cases = 0;
   for (uint32_t seed : {61u, 62u, 63u}) {

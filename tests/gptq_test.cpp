@@ -77,6 +77,14 @@ TEST(Gptq, IdentityHessianReproducesRtnExactly) {
       EXPECT_EQ(res.q.codes, moeq_rtn.codes);
       EXPECT_EQ(res.q.scales, moeq_rtn.scales);
       EXPECT_EQ(res.q.zeros, moeq_rtn.zeros);
+      // With the reciprocal scale division too, whose scales are not the same numbers.
+      opt.scale_division = ScaleDivision::Reciprocal;
+      const GptqResult recip = gptq_quantize(w, identity(96, 3.0f), spec, opt);
+      const QuantizedMatrix recip_rtn = rtn_quantize(w.ptr(), w.rows(), w.cols(), spec, ScaleDivision::Reciprocal);
+      EXPECT_EQ(recip.q.codes, recip_rtn.codes);
+      EXPECT_EQ(recip.q.scales, recip_rtn.scales);
+      EXPECT_EQ(recip.q.zeros, recip_rtn.zeros);
+      EXPECT_NE(recip.q.scales, moeq_rtn.scales);
     }
   }
 }

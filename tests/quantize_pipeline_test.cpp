@@ -501,6 +501,40 @@ TEST(QuantizePipeline, UnderCalibratedExpertsFollowThePolicy) {
   }
 }
 
+// [int_scales] division reaches the written folder: with "reciprocal" every weight is moeq's RTN
+// with reciprocal scales; the default folder differs from it where a group sits on a half step.
+TEST(QuantizePipeline, IntScalesDivisionReachesTheWrittenFolder) {
+  const std::string rule = "[[rule]]\nrole = [\"attention\", \"routed_expert\"]\nmethod = \"rtn\"\nbits = 2\n";
+  const fs::path exact_out = scratch("division-exact"), recip_out = scratch("division-reciprocal");
+  for (const auto& [table, out] : {std::pair{"", exact_out}, std::pair{"[int_scales]\ndivision = \"reciprocal\"\n", recip_out}}) {
+    QuantizeOptions o = options(demo_model(), write_recipe(out.filename().string(), table + rule), out);
+    o.calib_file.reset();
+    quantize_model(o);
+  }
+  const Checkpoint ck = Checkpoint::open(demo_model());
+  auto exact = Model::load(exact_out), recip = Model::load(recip_out);
+  const QuantSpec spec = parse_quant_spec("int2 g128 asym");
+  const std::vector<LinearSlot> slots = recip->linears(), exact_slots = exact->linears();
+  ASSERT_EQ(slots.size(), exact_slots.size());
+  int64_t weights = 0, exact_differs = 0;
+  for (size_t k = 0; k < slots.size(); ++k) {
+    const LinearSlot& s = slots[k];
+    if (s.role != TensorRole::Attention && s.role != TensorRole::RoutedExpert) continue;
+    const Tensor w = ck.get(s.name).to_f32();
+    const std::vector<float> want = dequantize(rtn_quantize(w.ptr(), w.rows(), w.cols(), spec, ScaleDivision::Reciprocal));
+    std::vector<float> got(want.size()), got_exact(want.size());
+    (*s.op)->weight_rows(0, w.rows(), got.data());
+    (*exact_slots[k].op)->weight_rows(0, w.rows(), got_exact.data());
+    for (size_t i = 0; i < want.size(); ++i) {
+      // Equal up to the folder's fp16 scales (2⁻¹¹ relative), far below a step.
+      ASSERT_NEAR(got[i], want[i], 1e-3f * std::fabs(want[i])) << s.name << " [" << i << "]";
+      exact_differs += std::fabs(got_exact[i] - want[i]) > 1e-3f * std::fabs(want[i]);
+    }
+    weights += int64_t(want.size());
+  }
+  EXPECT_GT(exact_differs, 0) << "of " << weights;
+}
+
 void expect_error(const QuantizeOptions& o, const std::string& fragment) {
   try {
     quantize_model(o);

@@ -53,6 +53,9 @@ clip = false
 policy = "rtn"
 min_tokens = 16
 
+[int_scales]
+division = "reciprocal"
+
 [[rule]]
 note = "hot experts"
 role = "routed_expert"
@@ -109,6 +112,7 @@ TEST(Recipe, ParsesEveryField) {
   EXPECT_FALSE(no_search.searches_range(TensorRole::RoutedExpert));
   EXPECT_EQ(r.settings.awq, (AwqSettings{10, false, false, AwqExpertScale::PerLayer}));
   EXPECT_EQ(r.settings.under_calibrated, (UnderCalibratedSettings{UnderCalibratedPolicy::Rtn, 16}));
+  EXPECT_EQ(r.settings.int_scales.division, ScaleDivision::Reciprocal);
   ASSERT_EQ(r.rules.size(), 3u);
 
   const Rule& hot = r.rules[0];
@@ -194,6 +198,8 @@ TEST(Recipe, RejectsBadRulesAndSettings) {
             "r.toml: [under_calibrated]: field 'policy' = 'skip' (expected all_tokens or rtn)");
   EXPECT_EQ(parse_error("[awq]\nexpert_scale = \"per_group\"\n[[rule]]\nmethod = \"rtn\"\n"),
             "r.toml: [awq]: field 'expert_scale' = 'per_group' (expected per_expert or per_layer)");
+  EXPECT_EQ(parse_error("[int_scales]\ndivision = \"truncate\"\n"),
+            "r.toml: [int_scales]: field 'division' = 'truncate' (expected exact or reciprocal)");
   EXPECT_EQ(parse_error("[[rule]]\nmethod = \"rtn\"\nbits = 4\nbits = 2\n").rfind("r.toml:4:", 0), 0u);
   EXPECT_EQ(error_of([] { load_recipe("/nonexistent/recipe.toml"); }).rfind("/nonexistent/recipe.toml:", 0), 0u);
 }

@@ -56,6 +56,30 @@ TEST(Rtn, OneSignedGroupsWidenTheRangeToZero) {
   EXPECT_EQ(dequantize(zero), (std::vector<float>{0.0f, 0.0f}));
 }
 
+// The group {−a, a} with a = 0.5078125 (a bf16 value) at INT2: range 2a, qmax 3, −min / scale =
+// 1.5 exactly with the correctly rounded scale, one ulp below 1.5 with the reciprocal's.
+TEST(Rtn, ScaleDivisionDecidesHalfStepsAsItsToolDoes) {
+  const std::vector<float> w = {-0.5078125f, 0.5078125f};
+  const QuantSpec spec = parse_quant_spec("int2 g0 asym");
+  const QuantizedMatrix exact = rtn_quantize(w.data(), 1, 2, spec, ScaleDivision::Exact);
+  const QuantizedMatrix recip = rtn_quantize(w.data(), 1, 2, spec, ScaleDivision::Reciprocal);
+  EXPECT_EQ(exact.scales[0], 1.015625f / 3.0f);
+  EXPECT_EQ(recip.scales[0], 1.015625f * (1.0f / 3.0f));
+  EXPECT_EQ(recip.scales[0], std::nextafter(exact.scales[0], 1.0f));
+  // Exact: ±1.5 round half to even to ±2, zero 2 → codes 0 and 4 clamped to 3.
+  EXPECT_EQ(exact.zeros[0], 2.0f);
+  EXPECT_EQ(exact.codes, (std::vector<uint8_t>{0, 3}));
+  // Reciprocal: ±1.4999999 → ±1, zero 1 → codes 0 and 2. −a comes back as −scale, not −2·scale.
+  EXPECT_EQ(recip.zeros[0], 1.0f);
+  EXPECT_EQ(recip.codes, (std::vector<uint8_t>{0, 2}));
+  EXPECT_EQ(dequantize(recip)[0], -recip.scales[0]);
+  EXPECT_EQ(dequantize(exact)[0], -2.0f * exact.scales[0]);
+  // Symmetric scales divide the absmax the same two ways.
+  const QuantSpec sym = parse_quant_spec("int4 g0 sym");
+  EXPECT_EQ(rtn_quantize(w.data(), 1, 2, sym, ScaleDivision::Exact).scales[0], 0.5078125f / 7.0f);
+  EXPECT_EQ(rtn_quantize(w.data(), 1, 2, sym, ScaleDivision::Reciprocal).scales[0], 0.5078125f * (1.0f / 7.0f));
+}
+
 TEST(Rtn, GroupsAreIndependentAndErrorIsHalfAStep) {
   const int64_t rows = 3, cols = 192;
   const std::vector<float> w = testing::normal_values(rows * cols, 7);

@@ -26,14 +26,15 @@ void quantize_from_store(Model& model, const plan::QuantPlan& plan, const analys
     if (!dense) fail("bench: '{}' is not a dense weight", e.unit.name);
     const Tensor w = dense->weight_f32();
     const QuantSpec spec = effective_spec(e, indivisible);
+    const ScaleDivision division = plan.settings.int_scales.division;
     QuantizedMatrix q;
     switch (e.action.method) {
-      case plan::QuantMethod::Rtn: q = rtn_quantize(w.ptr(), w.rows(), w.cols(), spec); break;
+      case plan::QuantMethod::Rtn: q = rtn_quantize(w.ptr(), w.rows(), w.cols(), spec, division); break;
       case plan::QuantMethod::Gptq: {
         const bool few = e.unit.role == TensorRole::RoutedExpert && stats.per_unit[i].tokens < analysis::kMinExpertTokens;
         const std::string key = analysis::HessianStore::key(
             e.unit, few ? analysis::HessianStore::Tokens::AllOfLayer : analysis::HessianStore::Tokens::Routed);
-        q = gptq_quantize(w, hessians.get(key), spec, gptq_options(plan.settings.gptq, e.unit.role)).q;
+        q = gptq_quantize(w, hessians.get(key), spec, gptq_options(plan.settings.gptq, e.unit.role, division)).q;
         break;
       }
       default: fail("bench: '{}': {} needs the sequential pipeline (--sequential)", e.unit.name, describe(e.action));

@@ -15,8 +15,8 @@ namespace moeq {
 namespace {
 
 // Quantizes n weights as one group after clamping them to [f·min, f·max] (f = 1: no clipping).
-GroupParams quantize_group(const float* w, int64_t n, float f, const QuantSpec& spec, uint8_t* codes,
-                           std::vector<float>& clamped) {
+GroupParams quantize_group(const float* w, int64_t n, float f, const QuantSpec& spec, ScaleDivision division,
+                           uint8_t* codes, std::vector<float>& clamped) {
   const float* src = w;
   if (f < 1.0f) {
     const auto [lo, hi] = std::minmax_element(w, w + n);
@@ -24,14 +24,15 @@ GroupParams quantize_group(const float* w, int64_t n, float f, const QuantSpec& 
     for (float& v : clamped) v = std::clamp(v, f * *lo, f * *hi);
     src = clamped.data();
   }
-  const GroupParams p = compute_group_params({src, size_t(n)}, spec);
+  const GroupParams p = compute_group_params({src, size_t(n)}, spec, division);
   const int maxq = max_code(spec);
   for (int64_t i = 0; i < n; ++i) codes[i] = quantize_code(src[i], p, maxq);
   return p;
 }
 
 // Q(w) in contiguous groups, one clip factor per (row, group) (empty: none).
-QuantizedMatrix quantize_matrix(const Tensor& w, const QuantSpec& spec, std::span<const float> clip) {
+QuantizedMatrix quantize_matrix(const Tensor& w, const QuantSpec& spec, ScaleDivision division,
+                                std::span<const float> clip) {
   const int64_t width = group_width(spec, w.cols()), groups = group_count(spec, w.cols());
   QuantizedMatrix q;
   q.spec = spec;
@@ -48,7 +49,7 @@ QuantizedMatrix quantize_matrix(const Tensor& w, const QuantSpec& spec, std::spa
     for (int64_t k = 0; k < groups; ++k) {
       const int64_t c0 = k * width, n = std::min(width, q.cols - c0);
       const size_t i = size_t(r * groups + k);
-      const GroupParams p = quantize_group(w.row(r) + c0, n, clip.empty() ? 1.0f : clip[i], spec,
+      const GroupParams p = quantize_group(w.row(r) + c0, n, clip.empty() ? 1.0f : clip[i], spec, division,
                                            q.codes.data() + r * q.cols + c0, clamped);
       q.scales[i] = p.scale;
       q.zeros[i] = p.zero;
@@ -133,7 +134,7 @@ std::vector<float> search_clip(const Tensor& ws, const Tensor& hs, const QuantSp
   const int64_t width = group_width(spec, cols), groups = group_count(spec, cols);
   std::vector<float> factor(size_t(rows * groups), 1.0f);
   std::vector<float> delta(ws.data.size()), u(ws.data.size());
-  dequantize_into(quantize_matrix(ws, spec, {}), {}, &ws, delta.data());
+  dequantize_into(quantize_matrix(ws, spec, opt.scale_division, {}), {}, &ws, delta.data());
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(rows), int(cols), int(cols), 1.0f, delta.data(),
               int(cols), hs.ptr(), int(cols), 0.0f, u.data(), int(cols));
   const int candidates = int(opt.max_shrink * float(opt.clip_grid));
@@ -150,7 +151,7 @@ std::vector<float> search_clip(const Tensor& ws, const Tensor& hs, const QuantSp
       const float f = 1.0f - float(i) / float(opt.clip_grid);
       for (int64_t r = 0; r < rows; ++r) {
         const float* w = ws.row(r) + c0;
-        const GroupParams p = quantize_group(w, n, f, spec, codes.data(), clamped);
+        const GroupParams p = quantize_group(w, n, f, spec, opt.scale_division, codes.data(), clamped);
         for (int64_t j = 0; j < n; ++j)
           trial[size_t(r * n + j)] = dequantize_code(codes[size_t(j)], p) - w[j] - delta[size_t(r * cols + c0 + j)];
       }
@@ -208,7 +209,7 @@ AwqResult awq_quantize(std::span<const AwqLinear> linears, std::span<const float
     std::vector<QuantizedMatrix> q;
     double loss = 0.0;
     for (const AwqLinear& l : linears) {
-      q.push_back(quantize_matrix(scale_columns(*l.weight, s), spec, {}));
+      q.push_back(quantize_matrix(scale_columns(*l.weight, s), spec, opt.scale_division, {}));
       loss += scaled_error(q.back(), *l.weight, *l.hessian, s);
     }
     if (loss < res.scaled_loss) {  // ties keep the earlier candidate
@@ -237,7 +238,7 @@ AwqResult awq_quantize(std::span<const AwqLinear> linears, std::span<const float
     Tensor hs = h;
     for (int64_t r = 0; r < hs.rows(); ++r)
       for (int64_t c = 0; c < hs.cols(); ++c) hs.row(r)[c] /= res.scale[size_t(r)] * res.scale[size_t(c)];
-    QuantizedMatrix clipped = quantize_matrix(ws, spec, search_clip(ws, hs, spec, opt));
+    QuantizedMatrix clipped = quantize_matrix(ws, spec, opt.scale_division, search_clip(ws, hs, spec, opt));
     const double before = scaled_error(res.q[i], w, h, res.scale);
     const double after = scaled_error(clipped, w, h, res.scale);
     // The search only accepts improvements; this guards against fp32 rounding in its bookkeeping.

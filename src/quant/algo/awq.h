@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "quant/formats/int_code.h"
 #include "quant/formats/qtensor.h"
 
 namespace moeq {
@@ -55,6 +56,7 @@ struct AwqOptions {
   bool clip = true;         // search per-group clipping after the scales
   int clip_grid = 20;       // shrink factors f = 1 − i/clip_grid ...
   float max_shrink = 0.5f;  // ... for i < max_shrink · clip_grid (llm-awq: f = 1, 0.95, …, 0.55)
+  ScaleDivision scale_division = ScaleDivision::Exact;  // group scales (int_code.h)
 };
 
 // One linear reading the shared input: weight [out, in] and the Hessian [in, in] of the rows it

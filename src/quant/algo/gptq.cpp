@@ -115,6 +115,7 @@ GroupLayout make_layout(const QuantSpec& spec, const GptqOptions& opt, int64_t c
 struct Sweep {
   const QuantSpec& spec;
   const std::optional<RangeSearch>& range_search;
+  ScaleDivision division;
   const GroupLayout& layout;
   const std::vector<int64_t>& perm;
   const std::vector<float>& hinv;  // cols×cols, upper
@@ -125,7 +126,8 @@ struct Sweep {
 
   GroupParams group_params(const float* w, int64_t n) const {
     const std::span<const float> group{w, size_t(n)};
-    return range_search ? search_group_params(group, spec, *range_search) : compute_group_params(group, spec);
+    return range_search ? search_group_params(group, spec, *range_search, division)
+                        : compute_group_params(group, spec, division);
   }
 
   int64_t group_at(int64_t k) const {
@@ -234,7 +236,7 @@ GptqResult gptq_quantize(const Tensor& w_in, const Tensor& hessian, const QuantS
   result.damp = damped_inverse_factor(hp, n, opt.damp_percent, hinv);
 
   const GroupLayout layout = make_layout(spec, opt, cols);
-  Sweep sweep{spec, opt.range_search, layout, perm, hinv, rows, cols, std::vector<float>(w0.size()),
+  Sweep sweep{spec, opt.range_search, opt.scale_division, layout, perm, hinv, rows, cols, std::vector<float>(w0.size()),
               std::vector<GroupParams>(size_t(rows * layout.count)), std::vector<uint8_t>(w0.size())};
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t k = 0; k < cols; ++k) sweep.w[size_t(r * cols + k)] = w0[size_t(r * cols + perm[k])];

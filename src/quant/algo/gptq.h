@@ -33,6 +33,7 @@ struct GptqOptions {
   bool static_groups = false;  // group params from the original weights, before any update
   // Group ranges by search_group_params (the reference's `mse` option) instead of min/max.
   std::optional<RangeSearch> range_search;
+  ScaleDivision scale_division = ScaleDivision::Exact;  // group scales (int_code.h)
   // true_sequential (quantizing q/k/v before o, gate/up before down, re-collecting inputs in
   // between) is the caller's business: it decides which inputs each Hessian is built from.
 };

@@ -34,33 +34,35 @@ Range range_of(std::span<const float> w) {
   return {*std::min_element(lo, lo + kLanes), *std::max_element(hi, hi + kLanes)};
 }
 
-GroupParams params_for_range(float lo, float hi, const QuantSpec& spec) {
+GroupParams params_for_range(float lo, float hi, const QuantSpec& spec, ScaleDivision division) {
   if (spec.symmetric) {
     const float qmax = float((1 << (spec.bits - 1)) - 1);
-    return {std::max(std::max(std::fabs(lo), std::fabs(hi)) / qmax, 1e-8f), float(1 << (spec.bits - 1))};
+    const float absmax = std::max(std::fabs(lo), std::fabs(hi));
+    return {std::max(divide_scale(absmax, qmax, division), 1e-8f), float(1 << (spec.bits - 1))};
   }
-  const float scale = std::max((hi - lo) / float((1 << spec.bits) - 1), 1e-8f);
+  const float scale = std::max(divide_scale(hi - lo, float((1 << spec.bits) - 1), division), 1e-8f);
   return {scale, round_half_even(-lo / scale)};
 }
 
 }  // namespace
 
-GroupParams compute_group_params(std::span<const float> w, const QuantSpec& spec) {
+GroupParams compute_group_params(std::span<const float> w, const QuantSpec& spec, ScaleDivision division) {
   MOEQ_ASSERT(!w.empty());
   const Range r = range_of(w);
-  return params_for_range(std::min(r.lo, 0.0f), std::max(r.hi, 0.0f), spec);  // widened to contain 0
+  return params_for_range(std::min(r.lo, 0.0f), std::max(r.hi, 0.0f), spec, division);  // widened to contain 0
 }
 
-GroupParams search_group_params(std::span<const float> w, const QuantSpec& spec, const RangeSearch& search) {
+GroupParams search_group_params(std::span<const float> w, const QuantSpec& spec, const RangeSearch& search,
+                                ScaleDivision division) {
   MOEQ_ASSERT(!w.empty() && search.grid > 0);
   const Range r = range_of(w);
   const float lo = std::min(r.lo, 0.0f), hi = std::max(r.hi, 0.0f);
   const int steps = std::max(1, int(search.max_shrink * float(search.grid)));
   std::vector<GroupParams> candidates(static_cast<size_t>(steps));
-  candidates[0] = params_for_range(lo, hi, spec);
+  candidates[0] = params_for_range(lo, hi, spec, division);
   for (int i = 1; i < steps; ++i) {
     const float p = 1.0f - float(i) / float(search.grid);
-    candidates[size_t(i)] = params_for_range(p * lo, p * hi, spec);
+    candidates[size_t(i)] = params_for_range(p * lo, p * hi, spec, division);
   }
   // The table of this CPU's best ISA: every table gives the same sums (quant_kernels.h).
   static const QuantKernels& kernels = quant_kernels(best_isa());

@@ -8,7 +8,9 @@
 //   symmetric,  b bits: qmax = 2^(b−1) − 1, scale = max(absmax / qmax, 1e-8),
 //                       q = clamp(round(w / scale), −qmax − 1, qmax), code = q + 2^(b−1),
 //                       zero = 2^(b−1)
-// and ŵ = (code − zero) · scale in both cases. round() is round-half-to-even; all in fp32.
+// and ŵ = (code − zero) · scale in both cases. round() is round-half-to-even; all in fp32. The
+// division of the scale is correctly rounded unless the caller asks for ScaleDivision::Reciprocal
+// (int_code.h), which is what the anchor's numbers were computed with.
 //
 // One addition to the anchor's formula, as in GPTQ's reference quantizer and moeq's RTN: the
 // asymmetric [min, max] is first widened to contain 0. That changes nothing for a group holding
@@ -26,7 +28,8 @@
 namespace moeq {
 
 // Scale and zero of one group of weights under an Int spec (spec.bits, spec.symmetric).
-GroupParams compute_group_params(std::span<const float> w, const QuantSpec& spec);
+GroupParams compute_group_params(std::span<const float> w, const QuantSpec& spec,
+                                 ScaleDivision division = ScaleDivision::Exact);
 
 // The reference GPTQ quantizer's `mse` search: the group's (0-widened) range shrunk by
 // p = 1, 1 − 1/grid, … down to 1 − max_shrink, each candidate's params as above, keeping the one
@@ -38,7 +41,8 @@ struct RangeSearch {
   int grid = 100;
   float max_shrink = 0.8f;
 };
-GroupParams search_group_params(std::span<const float> w, const QuantSpec& spec, const RangeSearch& search);
+GroupParams search_group_params(std::span<const float> w, const QuantSpec& spec, const RangeSearch& search,
+                                ScaleDivision division = ScaleDivision::Exact);
 
 // Rejects specs outside qtensor.h's Int contract: another format, bits outside {2, 3, 4, 8},
 // or a group size other than 0, 32, 64, 128. `what` names the caller in the message.

@@ -8,7 +8,8 @@
 
 namespace moeq {
 
-QuantizedMatrix rtn_quantize(const float* w, int64_t rows, int64_t cols, const QuantSpec& spec) {
+QuantizedMatrix rtn_quantize(const float* w, int64_t rows, int64_t cols, const QuantSpec& spec,
+                             ScaleDivision division) {
   if (spec.format != QuantFormat::Int) return quantize_bnb4(w, rows, cols, spec);
   check_int_spec(spec, "rtn_quantize");
   QuantizedMatrix m;
@@ -26,7 +27,7 @@ QuantizedMatrix rtn_quantize(const float* w, int64_t rows, int64_t cols, const Q
     for (int64_t gi = 0; gi < m.n_groups; ++gi) {
       const int64_t c0 = gi * g, n = std::min(g, cols - c0);
       const float* x = w + r * cols + c0;
-      const GroupParams p = compute_group_params({x, size_t(n)}, spec);  // widens to contain 0
+      const GroupParams p = compute_group_params({x, size_t(n)}, spec, division);  // widens to contain 0
       m.scales[size_t(r * m.n_groups + gi)] = p.scale;
       m.zeros[size_t(r * m.n_groups + gi)] = p.zero;
       for (int64_t i = 0; i < n; ++i) m.codes[size_t(r * cols + c0 + i)] = quantize_code(x[i], p, max_code(spec));

@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#include "quant/formats/qtensor.h"
+#include "quant/formats/int_code.h"
 
 namespace moeq {
 
@@ -20,6 +20,8 @@ namespace moeq {
 //  sym:  qmax = 2^(b−1) − 1; scale = max(absmax / qmax, 1e-8); q = clamp(round(w / scale), −qmax − 1,
 //        qmax), stored as code q + 2^(b−1) with zero 2^(b−1).
 //  NF4/FP4: bitsandbytes' blockwise quantizer (bnb4.h: quantize_bnb4).
-QuantizedMatrix rtn_quantize(const float* w, int64_t rows, int64_t cols, const QuantSpec& spec);
+// `division` rounds the Int scales (int_code.h); rtn_torch.md's numbers need Reciprocal.
+QuantizedMatrix rtn_quantize(const float* w, int64_t rows, int64_t cols, const QuantSpec& spec,
+                             ScaleDivision division = ScaleDivision::Exact);
 
 }  // namespace moeq

@@ -16,6 +16,21 @@ struct GroupParams {
   float zero = 0.0f;
 };
 
+// How a group's scale = range / qmax is rounded. The two differ by at most an ulp, but weights
+// stored in bf16 often sit exactly on a half step of the grid (−min / scale = −1.5 at 2 bits),
+// where that ulp decides the code and the zero point. Tools differ here, so a file can be made to
+// match either (docs/RESULTS.md, "Against the anchors").
+enum class ScaleDivision : uint8_t {
+  Exact,       // fl(range / qmax), correctly rounded: the written definition, GPTQ's reference
+               // quantizer (its qmax is a tensor), PyTorch on the CPU
+  Reciprocal,  // fl(range · fl(1 / qmax)): PyTorch's CUDA `tensor / number`, hence AWQ's reference
+               // and anchors/rtn_torch.md's numbers; llama.cpp's `x · (1 / d)`
+};
+
+inline float divide_scale(float range, float qmax, ScaleDivision division) {
+  return division == ScaleDivision::Exact ? range / qmax : range * (1.0f / qmax);
+}
+
 // Largest code: 2^bits − 1 (symmetric codes are offset by 2^(bits−1), so the range is the same).
 inline int max_code(const QuantSpec& spec) { return (1 << spec.bits) - 1; }
 

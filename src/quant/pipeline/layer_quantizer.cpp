@@ -247,6 +247,8 @@ class LayerQuantizer {
     for (const auto& [key, group] : awq_groups) quantize_awq(group, recorded);
   }
 
+  ScaleDivision division() const { return job_.settings->int_scales.division; }
+
   bool under_calibrated(const InputRecorder& rec, size_t i) const {
     if (job_.slots[i].role != TensorRole::RoutedExpert) return rec.stats().tokens() == 0;
     return rec.stats().tokens() < std::max<int64_t>(1, job_.settings->under_calibrated.min_tokens);
@@ -263,13 +265,13 @@ class LayerQuantizer {
     } else if (rec && under_calibrated(*rec, i)) {
       q = quantize_under_calibrated(i, w, spec, all_tokens, r);
     } else {
-      q = rtn_quantize(w.ptr(), w.rows(), w.cols(), spec);
+      q = rtn_quantize(w.ptr(), w.rows(), w.cols(), spec, division());
     }
     install(i, std::move(q), {}, r);
   }
 
   QuantizedMatrix run_gptq(size_t i, const Tensor& w, const Tensor& hessian, const QuantSpec& spec, UnitResult& r) {
-    GptqResult res = gptq_quantize(w, hessian, spec, gptq_options(job_.settings->gptq, entry(i).unit.role));
+    GptqResult res = gptq_quantize(w, hessian, spec, gptq_options(job_.settings->gptq, entry(i).unit.role, division()));
     r.method = "gptq";
     r.loss = res.loss;
     return std::move(res.q);
@@ -285,7 +287,7 @@ class LayerQuantizer {
     if (!all_tokens) {  // the rtn policy (or a router that is itself being calibrated)
       result_.warnings.push_back(fmt::format("{}: {}, quantized with RTN", slot.name, why));
       r.method = "rtn (under-calibrated)";
-      return rtn_quantize(w.ptr(), w.rows(), w.cols(), spec);
+      return rtn_quantize(w.ptr(), w.rows(), w.cols(), spec, division());
     }
     result_.warnings.push_back(fmt::format("{}: {}, calibrated on all {} tokens of the layer", slot.name, why,
                                            all_tokens->tokens()));
@@ -317,7 +319,7 @@ class LayerQuantizer {
     }
     std::vector<AwqLinear> linears;
     for (size_t k = 0; k < group.size(); ++k) linears.push_back({&weights[k], &hessians[k]});
-    AwqResult res = awq_quantize(linears, group_mean_abs(group, recorded), spec, awq_options(job_.settings->awq));
+    AwqResult res = awq_quantize(linears, group_mean_abs(group, recorded), spec, awq_options(job_.settings->awq, division()));
     const bool folded = res.scales_input() && group.size() == 1 && fold_into_up(group.front(), res.scale);
     const bool stored = res.scales_input() && !folded;
     const std::string scale_name = input_scale_name(job_.slots[group.front()].name);
@@ -389,16 +391,17 @@ class LayerQuantizer {
 
 }  // namespace
 
-GptqOptions gptq_options(const plan::GptqSettings& g, TensorRole role) {
+GptqOptions gptq_options(const plan::GptqSettings& g, TensorRole role, ScaleDivision division) {
   return {float(g.damp_percent), int(g.block_size), g.act_order, g.static_groups,
-          g.searches_range(role) ? std::optional<RangeSearch>(RangeSearch{}) : std::nullopt};
+          g.searches_range(role) ? std::optional<RangeSearch>(RangeSearch{}) : std::nullopt, division};
 }
 
-AwqOptions awq_options(const plan::AwqSettings& a) {
+AwqOptions awq_options(const plan::AwqSettings& a, ScaleDivision division) {
   AwqOptions opt;
   opt.grid = int(a.n_grid);
   opt.duo_scaling = a.duo_scaling;
   opt.clip = a.clip;
+  opt.scale_division = division;
   return opt;
 }
 

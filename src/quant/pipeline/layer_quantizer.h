@@ -78,9 +78,11 @@ void check_not_tied(const Model& model, const plan::PlanEntry& entry, const std:
 // through the model's final norm, kPassTokens rows at a time.
 HessianAccumulator lm_head_inputs(const Model& model, const Tensor& hidden);
 
-// A recipe's [gptq] and [awq] tables as the algorithms' options (GPTQ's for a tensor of `role`).
-GptqOptions gptq_options(const plan::GptqSettings& settings, TensorRole role);
-AwqOptions awq_options(const plan::AwqSettings& settings);
+// A recipe's [gptq] and [awq] tables as the algorithms' options (GPTQ's for a tensor of `role`),
+// with the recipe's [int_scales] division (the sensitivity estimates keep the default).
+GptqOptions gptq_options(const plan::GptqSettings& settings, TensorRole role,
+                         ScaleDivision division = ScaleDivision::Exact);
+AwqOptions awq_options(const plan::AwqSettings& settings, ScaleDivision division = ScaleDivision::Exact);
 
 // The spec a plan entry is quantized with for this tensor shape (applies IndivisibleGroups).
 QuantSpec effective_spec(const plan::PlanEntry& entry, IndivisibleGroups indivisible);

@@ -210,6 +210,13 @@ void parse_settings(const toml::table& root, const std::string& source, RecipeSe
     s.under_calibrated.policy = *policy == "rtn" ? UnderCalibratedPolicy::Rtn : UnderCalibratedPolicy::AllTokens;
   }
   s.under_calibrated.min_tokens = get_count(under, "min_tokens", under_at, s.under_calibrated.min_tokens, 0);
+
+  auto [scales, scales_at] = section(root, "int_scales", source, {"division"});
+  if (auto division = toml_field<std::string>(scales, "division", scales_at)) {
+    if (*division != "exact" && *division != "reciprocal")
+      fail("{}: field 'division' = '{}' (expected exact or reciprocal)", scales_at, *division);
+    s.int_scales.division = *division == "reciprocal" ? ScaleDivision::Reciprocal : ScaleDivision::Exact;
+  }
 }
 
 // TOML syntax errors (and unreadable files) as "file:line:column: what".
@@ -223,7 +230,8 @@ toml::table parse_toml(Parse&& parse, const std::string& source) {
 }
 
 Recipe parse_root(const toml::table& root, std::string source) {
-  check_keys(root, source, {"version", "description", "calibration", "gptq", "awq", "under_calibrated", "rule"});
+  check_keys(root, source,
+             {"version", "description", "calibration", "gptq", "awq", "under_calibrated", "int_scales", "rule"});
   if (auto version = toml_field<int64_t>(root, "version", source); version && *version != 1)
     fail("{}: field 'version' = {} (this moeq reads recipe version 1)", source, *version);
   Recipe recipe;

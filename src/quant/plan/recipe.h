@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "quant/formats/int_code.h"
 #include "quant/plan/unit.h"
 
 namespace moeq::plan {
@@ -103,11 +104,18 @@ struct UnderCalibratedSettings {
   bool operator==(const UnderCalibratedSettings&) const = default;
 };
 
+// How every Int group scale of the recipe is rounded, whichever method computes it.
+struct IntScaleSettings {
+  ScaleDivision division = ScaleDivision::Exact;
+  bool operator==(const IntScaleSettings&) const = default;
+};
+
 struct RecipeSettings {
   CalibrationSettings calibration;
   GptqSettings gptq;
   AwqSettings awq;
   UnderCalibratedSettings under_calibrated;
+  IntScaleSettings int_scales;
   bool operator==(const RecipeSettings&) const = default;
 };
 
