@@ -123,6 +123,10 @@ TEST(EvalTasks, LambadaSplitsTheLastWord) {
   EXPECT_EQ(c.continuation, " signs");
   EXPECT_EQ(task.docs[1].choices[0].continuation, " Shane");
   EXPECT_EQ(lambada_choice("a  b").context, "a ");  // Python split(' ') keeps the empty word
+  // "lambada" is the same task under lm-eval's name.
+  const Task alias = load("lambada", 3);
+  EXPECT_EQ(alias.name, "lambada_openai");
+  EXPECT_EQ(alias.docs[1].choices[0].continuation, " Shane");
 }
 
 TEST(EvalTasks, MmluFiveShotPromptIsLmEvals) {

@@ -2,6 +2,8 @@
 // the windowing/NLL bookkeeping against a direct computation from forward() logits.
 #include <cmath>
 #include <fstream>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -15,7 +17,11 @@ TEST(Perplexity, WindowsAndNllMatchDirectComputation) {
   auto model = Model::load(testing::shared_model("demo_mixtral"));
   auto ids = read_ids_int32(testing::shared_model("demo_mixtral") / "reference" / "wikitext2_test.ids.int32");
   ids.resize(3 * 64 + 10);  // three windows and a dropped tail
-  PerplexityResult r = perplexity(*model, ids, {.window = 64, .windows_per_batch = 2});
+  std::vector<std::pair<int64_t, int64_t>> progress;
+  PerplexityResult r = perplexity(*model, ids, {.window = 64, .windows_per_batch = 2, .progress = [&](int64_t done, int64_t tokens) {
+                                                  progress.emplace_back(done, tokens);
+                                                }});
+  EXPECT_EQ(progress, (std::vector<std::pair<int64_t, int64_t>>{{2, 128}, {3, 192}}));  // after each batch
   EXPECT_EQ(r.windows, 3);
   EXPECT_EQ(r.tokens, 3 * 64 + 10);
   EXPECT_EQ(r.predicted, 3 * 63);

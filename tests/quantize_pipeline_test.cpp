@@ -535,6 +535,41 @@ TEST(QuantizePipeline, IntScalesDivisionReachesTheWrittenFolder) {
   EXPECT_GT(exact_differs, 0) << "of " << weights;
 }
 
+// NF4 through the folder (bitsandbytes' tensor names, docs/FORMATS.md): without double
+// quantization the loaded weights are RTN's NF4 values exactly; with it the 8-bit absmax moves
+// each weight by at most a few hundredths of its block's absmax.
+TEST(QuantizePipeline, Nf4FolderLoadsAsQuantized) {
+  const fs::path out = scratch("nf4");
+  const std::string recipe = "[[rule]]\nrole = \"attention\"\nmethod = \"rtn\"\nformat = \"nf4\"\ndouble_quant = false\n"
+                             "[[rule]]\nrole = \"routed_expert\"\nmethod = \"rtn\"\nformat = \"nf4\"\n";
+  QuantizeOptions o = options(demo_model(), write_recipe("nf4", recipe), out);
+  o.calib_file.reset();
+  quantize_model(o);
+  const Checkpoint ck = Checkpoint::open(demo_model());
+  auto model = Model::load(out);
+  int checked = 0;
+  for (const LinearSlot& s : model->linears()) {
+    if (s.role != TensorRole::Attention && s.role != TensorRole::RoutedExpert) {
+      EXPECT_EQ((*s.op)->format_name(), "bf16") << s.name;
+      continue;
+    }
+    const bool dq = s.role == TensorRole::RoutedExpert;
+    EXPECT_EQ((*s.op)->format_name(), dq ? "nf4 dq" : "nf4") << s.name;
+    const Tensor w = ck.get(s.name).to_f32();
+    const std::vector<float> want = dequantize(rtn_quantize(w.ptr(), w.rows(), w.cols(), parse_quant_spec(dq ? "nf4 dq" : "nf4")));
+    std::vector<float> got(want.size());
+    (*s.op)->weight_rows(0, w.rows(), got.data());
+    for (size_t b = 0; b < want.size(); b += 64) {
+      float absmax = 0;
+      for (size_t i = b; i < b + 64; ++i) absmax = std::max(absmax, std::fabs(want[i]));
+      for (size_t i = b; i < b + 64; ++i)
+        ASSERT_NEAR(got[i], want[i], dq ? 0.02f * absmax : 0.0f) << s.name << " [" << i << "]";
+    }
+    ++checked;
+  }
+  EXPECT_EQ(checked, 4 * (4 + 8 * 3));
+}
+
 void expect_error(const QuantizeOptions& o, const std::string& fragment) {
   try {
     quantize_model(o);

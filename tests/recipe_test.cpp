@@ -171,6 +171,9 @@ TEST(Recipe, RejectsBadBitsAndGroupSizes) {
   EXPECT_EQ(rule("bits = 4\ndouble_quant = true\n"), "r.toml: rule 1: field 'double_quant' does not apply to format int");
   EXPECT_EQ(rule("format = \"fp4\"\nsymmetric = true\n"), "r.toml: rule 1: field 'symmetric' does not apply to format fp4");
   EXPECT_EQ(rule("format = \"int5\"\n"), "r.toml: rule 1: field 'format' = 'int5' (expected int, nf4 or fp4)");
+  EXPECT_EQ(rule("format = \"nf4\"\n"), "r.toml: rule 1: method = \"gptq\" needs format int; format nf4 takes method = \"rtn\"");
+  EXPECT_EQ(parse_error("[[rule]]\nmethod = \"awq\"\nformat = \"fp4\"\n"),
+            "r.toml: rule 1: method = \"awq\" needs format int; format fp4 takes method = \"rtn\"");
   EXPECT_EQ(rule("bits = 4\nact_bits = 4\n"),
             "r.toml: rule 1: field 'act_bits' = 4 is not supported (8: each token's input to INT8; 16: none)");
 }

@@ -6,6 +6,7 @@
 #include "eval/data_files.h"
 #include "eval/lm_backend.h"
 #include "eval/perplexity.h"
+#include "eval/progress.h"
 #include "eval/run_task.h"
 #include "io/tokenizer.h"
 #include "model/model.h"
@@ -22,7 +23,13 @@ EvalReport evaluate(Model& model, const Tokenizer& tokenizer, const EvalOptions&
     std::vector<int32_t> ids = tokenizer.encode(read_data_file(file));
     if (int64_t(ids.size()) < options.max_length)
       fail("{}: {} tokens, fewer than one {}-token window", file.string(), ids.size(), options.max_length);
-    PerplexityResult r = perplexity(model, ids, {.window = options.max_length, .windows_per_batch = 4});
+    ProgressBar bar(file.filename().string(), int64_t(ids.size()) / options.max_length);
+    // Four windows a pass whatever --batch says (that is the tasks'): every documented
+    // perplexity was computed so, and a forward of other shapes may round differently.
+    PerplexityResult r = perplexity(model, ids,
+                                    {.window = options.max_length,
+                                     .windows_per_batch = 4,
+                                     .progress = [&bar](int64_t done, int64_t tokens) { bar.update(done, tokens); }});
     report.ppl.push_back({file.string(), r.ppl, r.nll_sum, r.predicted, r.tokens, r.windows});
     report.tokens += r.windows * options.max_length;
   }

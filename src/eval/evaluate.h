@@ -19,7 +19,7 @@ struct EvalOptions {
   std::filesystem::path data_dir;                // ../shared/data/eval layout
   int64_t limit = -1;                            // docs per task (per MMLU subject); <0: all
   int64_t max_length = 512;                      // perplexity window and task input limit
-  int64_t batch = 16;                            // sequences per forward pass
+  int64_t batch = 16;                            // task requests per forward pass
 };
 
 // Loads every task before running any (a bad name or file fails fast), then runs perplexities

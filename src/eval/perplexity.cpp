@@ -40,6 +40,7 @@ PerplexityResult perplexity(Model& model, std::span<const int32_t> ids, const Pe
       model.lm_head(h.row(b * w), w - 1, logits.data());
       r.nll_sum += sum_nll(logits.data(), w - 1, vocab, chunk.subspan(size_t(b * w + 1), size_t(w - 1)));
     }
+    if (opt.progress) opt.progress(first + batch, (first + batch) * w);
   }
   r.predicted = r.windows * (w - 1);
   r.ppl = r.predicted ? std::exp(r.nll_sum / double(r.predicted)) : 0.0;

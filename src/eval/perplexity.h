@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -16,6 +17,7 @@ namespace moeq {
 struct PerplexityOptions {
   int64_t window = 512;
   int64_t windows_per_batch = 4;  // windows run through the model together
+  std::function<void(int64_t windows_done, int64_t tokens_done)> progress = {};  // after each batch, if set
 };
 
 struct PerplexityResult {

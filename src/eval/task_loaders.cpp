@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <utility>
 
 #include "core/error.h"
 #include "eval/data_files.h"
@@ -193,6 +194,10 @@ constexpr auto kTaskNames = [] {
   return names;
 }();
 
+// Other names a task is asked for by: the and the paper's "lambada" is lm-eval's
+// lambada_openai (the OpenAI preprocessing of the LAMBADA test set, ../shared/data/eval/lambada).
+constexpr std::array<std::pair<std::string_view, std::string_view>, 1> kAliases = {{{"lambada", "lambada_openai"}}};
+
 // The zero-shot suite of MoE quantization papers; MMLU (5-shot, ~7 M tokens) is opt-in.
 constexpr std::array<std::string_view, 8> kDefaultTasks = {
     "piqa", "arc_easy", "arc_challenge", "winogrande", "hellaswag", "copa", "openbookqa", "lambada_openai"};
@@ -203,10 +208,12 @@ std::span<const std::string_view> known_tasks() { return kTaskNames; }
 std::span<const std::string_view> default_tasks() { return kDefaultTasks; }
 
 Task load_task(std::string_view name, const TaskOptions& options) {
-  auto spec = std::find_if(kTasks.begin(), kTasks.end(), [&](const TaskSpec& s) { return s.name == name; });
+  const auto alias = std::find_if(kAliases.begin(), kAliases.end(), [&](const auto& a) { return a.first == name; });
+  const std::string_view canonical = alias == kAliases.end() ? name : alias->second;
+  auto spec = std::find_if(kTasks.begin(), kTasks.end(), [&](const TaskSpec& s) { return s.name == canonical; });
   if (spec == kTasks.end())
-    fail("--tasks: unknown task '{}' (known: {})", name, fmt::join(kTaskNames, ", "));
-  return Task{std::string(name), spec->metric, spec->reports_acc_norm,
+    fail("--tasks: unknown task '{}' (known: {}; lambada for lambada_openai)", name, fmt::join(kTaskNames, ", "));
+  return Task{std::string(canonical), spec->metric, spec->reports_acc_norm,
               spec->load(options.data_dir, options.limit)};
 }
 

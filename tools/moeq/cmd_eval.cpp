@@ -74,7 +74,7 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--limit", args->limit, "only the first N documents of each task (of each MMLU subject)");
   cmd->add_option("--max-length", args->max_length, "perplexity window and task input limit in tokens")
       ->capture_default_str();
-  cmd->add_option("--batch", args->batch, "sequences per forward pass")->capture_default_str();
+  cmd->add_option("--batch", args->batch, "task requests per forward pass (perplexity runs 4 windows a pass)")->capture_default_str();
   cmd->add_option("--json", args->json, "also write the results as JSON to this file");
   cmd->add_option("--data-dir", args->data_dir, "evaluation data (default: ../shared/data/eval)");
   cmd->callback([args] { run_eval(*args); });

@@ -302,6 +302,10 @@ void validate_action(const QuantAction& action, std::string_view where) {
   if (spec.group_size != 64)
     fail("{}: field 'group_size' = {} is not supported by format {} (64)", where, spec.group_size,
          format_name(spec.format));
+  // GPTQ and AWQ fit integer grids (scale and zero per group); a code table has neither.
+  if (action.calibrates())
+    fail("{}: method = \"{}\" needs format int; format {} takes method = \"rtn\"", where,
+         method_name(action.method), format_name(spec.format));
 }
 
 Recipe parse_recipe(std::string_view toml_text, std::string source) {

@@ -100,7 +100,7 @@ enum class UnderCalibratedPolicy : uint8_t {
 
 struct UnderCalibratedSettings {
   UnderCalibratedPolicy policy = UnderCalibratedPolicy::AllTokens;
-  int64_t min_tokens = 0;  // 0: never triggers
+  int64_t min_tokens = 0;  // 0: only experts that got no token at all
   bool operator==(const UnderCalibratedSettings&) const = default;
 };
 
