@@ -172,9 +172,18 @@ TEST(BenchRun, DemoModelSmallGridResumes) {
   const fs::path out = fs::temp_directory_path() / "moeq-bench-test";
   fs::remove_all(out);
   const fs::path grid = out.string() + ".grid.toml";
+  // Every strategy once (the experts at 2 bits, the chosen ones at 4), and a task.
   std::ofstream(grid) << "[[row]]\nname = \"bf16\"\nstrategy = \"bf16\"\n"
                          "[[row]]\nname = \"u4\"\nfamily = \"uniform\"\nbits = 4\n"
-                         "[[row]]\nname = \"t3\"\nstrategy = \"target_bits\"\ntarget_bits = 3\n";
+                         "[[row]]\nname = \"t3\"\nstrategy = \"target_bits\"\ntarget_bits = 3\n"
+                         "[[row]]\nname = \"first1\"\nstrategy = \"blocks\"\nfirst_k = 1\n"
+                         "[[row]]\nname = \"last1\"\nstrategy = \"blocks\"\nlast_k = 1\n"
+                         "[[row]]\nname = \"freq2\"\nstrategy = \"frequency\"\ncount = 2\n"
+                         "[[row]]\nname = \"rand2\"\nstrategy = \"frequency\"\ncount = 2\npick = \"random\"\n"
+                         "[[row]]\nname = \"outlier25\"\nstrategy = \"outlier\"\npercent = 25\n"
+                         "[[row]]\nname = \"randp25\"\nstrategy = \"outlier\"\npercent = 25\npick = \"random\"\n"
+                         "[[row]]\nname = \"score1\"\nstrategy = \"block_score\"\ncount = 1\n"
+                         "[[row]]\nname = \"proj\"\nstrategy = \"projection\"\ngate_up_bits = 2\ndown_bits = 4\n";
   BenchOptions o;
   o.model_dir = testing::demo_model();
   o.out_dir = out;
@@ -182,10 +191,27 @@ TEST(BenchRun, DemoModelSmallGridResumes) {
   o.calib = {testing::demo_calib_text(), 4, 128, 0};
   o.ppl_files = {o.model_dir / "indomain_valid.txt"};
   o.windows = 1;
+  o.tasks = {"copa"};
+  o.data_dir = testing::shared_dir() / "data/eval";
+  o.task_limit = 4;
   EXPECT_TRUE(o.mse);  // range search by default; off here for speed, and the recipes say so
   o.mse = false;
   const nlohmann::json first = run_bench(o);
-  ASSERT_EQ(first["rows"].size(), 3u);
+  ASSERT_EQ(first["rows"].size(), 11u);
+  // The random controls spend exactly their scorers' bits; a block's experts hold a quarter of
+  // the expert weights, so first/last/score rows sit at the same bits.
+  auto bits = [&](size_t row) { return first["rows"][row]["nominal_bits"].get<double>(); };
+  EXPECT_DOUBLE_EQ(bits(5), bits(6));
+  EXPECT_DOUBLE_EQ(bits(7), bits(8));
+  EXPECT_DOUBLE_EQ(bits(3), bits(4));
+  EXPECT_DOUBLE_EQ(bits(3), bits(9));
+  for (size_t row = 3; row < 11; ++row) {
+    EXPECT_GT(bits(row), 2.0) << first["rows"][row].dump();
+    EXPECT_LT(bits(row), 4.0) << first["rows"][row].dump();
+    const double copa = first["rows"][row]["tasks"]["copa"].get<double>();  // accuracy on 4 documents
+    EXPECT_EQ(copa * 4, std::round(copa * 4)) << copa;
+    EXPECT_EQ(first["rows"][row]["mean_acc"].get<double>(), copa);
+  }
   const double bf16 = first["rows"][0]["ppl"]["indomain_valid"], u4 = first["rows"][1]["ppl"]["indomain_valid"],
                t3 = first["rows"][2]["ppl"]["indomain_valid"];
   EXPECT_GT(u4, bf16);
