@@ -1,5 +1,6 @@
 // Round-to-nearest quantization: the baseline every other algorithm must beat, and the exact
-// definition of ../shared/anchors/rtn_torch.md (same weights → the same codes and fp32 scales).
+// definition of ../shared/anchors/rtn_torch.md (same weights → the same codes and fp32 scales,
+// with ScaleDivision::Reciprocal: the arithmetic the anchor's numbers were computed with).
 #pragma once
 
 #include <cstdint>
