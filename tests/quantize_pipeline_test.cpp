@@ -683,11 +683,16 @@ group_size = 32
         quantized += plan.entries[i].action.quantizes();
       }
     Tensor input = hidden;
-    const LayerResult r = quantize_layer(*model, {layer, layer_slots, entries, &plan.settings, IndivisibleGroups::Halve},
+    std::vector<int64_t> progress;
+    const LayerResult r = quantize_layer(*model,
+                                         {layer, layer_slots, entries, &plan.settings, IndivisibleGroups::Halve,
+                                          [&](int64_t done) { progress.push_back(done); }},
                                          hidden, samples, seqlen);
     model->run_block(layer, input, samples, seqlen);
     EXPECT_EQ(hidden.data, input.data) << GetParam() << " layer " << layer;
     EXPECT_EQ(r.units.size(), quantized) << GetParam() << " layer " << layer;
+    ASSERT_EQ(progress.size(), quantized);  // one report per linear, counting up
+    for (size_t k = 0; k < progress.size(); ++k) EXPECT_EQ(progress[k], int64_t(k + 1));
     for (const LinearSlot& slot : layer_slots)
       EXPECT_EQ(dynamic_cast<const WrappedLinear*>(slot.op->get()), nullptr) << slot.name;
     for (const UnitResult& u : r.units) EXPECT_TRUE(u.method.starts_with("gptq")) << u.name << ": " << u.method;

@@ -6,7 +6,7 @@
 #include "eval/data_files.h"
 #include "eval/lm_backend.h"
 #include "eval/perplexity.h"
-#include "eval/progress.h"
+#include "core/progress.h"
 #include "eval/run_task.h"
 #include "io/tokenizer.h"
 #include "model/model.h"

@@ -5,7 +5,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
-#include "eval/progress.h"
+#include "core/progress.h"
 
 namespace moeq {
 

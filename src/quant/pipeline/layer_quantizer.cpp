@@ -363,6 +363,7 @@ class LayerQuantizer {
     *slot.op = quant_linear_op(i, q, input_scale);
     if (may_take_fold(i)) kept_up_[i] = {std::move(q), std::move(input_scale), result_.units.size()};
     result_.units.push_back(std::move(r));
+    if (job_.on_linear) job_.on_linear(int64_t(result_.units.size()));
   }
 
   // Whether i is an up projection whose down projection AWQ quantizes and may fold into it.

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -41,6 +42,7 @@ struct LayerJob {
   std::span<const plan::PlanEntry*> entries;  // the plan entry of each slot (same order)
   const plan::RecipeSettings* settings = nullptr;
   IndivisibleGroups indivisible = IndivisibleGroups::Error;
+  std::function<void(int64_t linears_done)> on_linear = {};  // after each linear is quantized, if set
 };
 
 struct UnitResult {

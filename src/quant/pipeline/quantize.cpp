@@ -1,5 +1,6 @@
 #include "quant/pipeline/quantize.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -11,6 +12,7 @@
 #include "calib/calib_data.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/progress.h"
 #include "model/checkpoint_io.h"
 #include "model/manifest.h"
 #include "quant/algo/gptq.h"
@@ -163,7 +165,16 @@ class QuantizeJob {
       layer_reports_.push_back(lr);
       if (hidden_.numel() > 0) model_->run_block(layer, hidden_, calib_.samples, calib_.seqlen);
     } else {
-      LayerResult r = quantize_layer(*model_, job, hidden_, calib_.samples, calib_.seqlen);
+      // Per linear on a terminal (quantizing one block of a large model takes minutes), then
+      // the block's line below.
+      const auto quantized = std::count_if(entries.begin(), entries.end(), [](auto* e) { return e->action.quantizes(); });
+      LayerResult r;
+      {
+        ProgressBar bar(fmt::format("moeq: block {}/{}: linears", layer + 1, model_->num_layers()), quantized);
+        LayerJob with_bar = job;
+        with_bar.on_linear = [&bar](int64_t done) { bar.update(done); };
+        r = quantize_layer(*model_, with_bar, hidden_, calib_.samples, calib_.seqlen);
+      }
       write_layer(layer, r, shard);
       const json lr = layer_json(r);
       write_text_atomically(layer_report, lr.dump(1));

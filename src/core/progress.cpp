@@ -1,4 +1,4 @@
-#include "eval/progress.h"
+#include "core/progress.h"
 
 #include <cstdio>
 #include <string_view>
@@ -30,9 +30,9 @@ void ProgressBar::draw(int64_t done, int64_t tokens) {
   double frac = total_ > 0 ? double(done) / double(total_) : 1.0;
   int filled = int(frac * kWidth);
   double eta = done > 0 ? seconds * double(total_ - done) / double(done) : 0.0;
-  fmt::print(stderr, "\r\033[K{} [{}{}] {}/{} {:.0f} tok/s ETA {:.0f}s", label_, std::string(size_t(filled), '#'),
-             std::string(size_t(kWidth - filled), ' '), done, total_, seconds > 0 ? double(tokens) / seconds : 0.0,
-             eta);
+  const std::string rate = tokens < 0 ? "" : fmt::format(" {:.0f} tok/s", seconds > 0 ? double(tokens) / seconds : 0.0);
+  fmt::print(stderr, "\r\033[K{} [{}{}] {}/{}{} ETA {:.0f}s", label_, std::string(size_t(filled), '#'),
+             std::string(size_t(kWidth - filled), ' '), done, total_, rate, eta);
   std::fflush(stderr);
 }
 

@@ -14,8 +14,9 @@ class ProgressBar {
   ProgressBar(const ProgressBar&) = delete;
   ProgressBar& operator=(const ProgressBar&) = delete;
 
-  // `done` of `total` items, `tokens` run so far (for the rate); redraws at most 10 times a second.
-  void update(int64_t done, int64_t tokens);
+  // `done` of `total` items, `tokens` run so far (for the rate; < 0: no rate shown); redraws at
+  // most 10 times a second.
+  void update(int64_t done, int64_t tokens = -1);
 
  private:
   void draw(int64_t done, int64_t tokens);
