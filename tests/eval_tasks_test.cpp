@@ -2,9 +2,11 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <set>
 #include <string>
 
 #include <gtest/gtest.h>
+#include <utf8proc.h>
 
 #include "core/error.h"
 #include "eval/mmlu.h"
@@ -26,6 +28,23 @@ TEST(EvalText, PythonStripSemantics) {
   EXPECT_EQ(py_rstrip("  a  "), "  a");
   EXPECT_EQ(py_strip(" \xc3\xa9 "), "\xc3\xa9");  // é is not whitespace
   EXPECT_EQ(py_strip("   "), "");
+}
+
+// Every code point against CPython 3.11's [c for c in range(0x110000) if chr(c).isspace()].
+TEST(EvalText, StripRemovesExactlyPythonsWhitespace) {
+  const std::set<int32_t> python = {0x9,    0xa,    0xb,    0xc,    0xd,    0x1c,   0x1d,   0x1e,   0x1f,   0x20,
+                                    0x85,   0xa0,   0x1680, 0x2000, 0x2001, 0x2002, 0x2003, 0x2004, 0x2005, 0x2006,
+                                    0x2007, 0x2008, 0x2009, 0x200a, 0x2028, 0x2029, 0x202f, 0x205f, 0x3000};
+  int32_t spaces = 0;
+  for (int32_t c = 0; c < 0x110000; ++c) {
+    if (c >= 0xd800 && c < 0xe000) continue;  // surrogates have no UTF-8 form
+    utf8proc_uint8_t bytes[4];
+    const std::string one(reinterpret_cast<const char*>(bytes), size_t(utf8proc_encode_char(c, bytes)));
+    const bool stripped = py_strip("x" + one).size() == 1;
+    EXPECT_EQ(stripped, python.count(c) == 1) << std::hex << c;
+    spaces += stripped;
+  }
+  EXPECT_EQ(spaces, 29);
 }
 
 TEST(EvalText, HellaswagPreprocessIsLmEvals) {

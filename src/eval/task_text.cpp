@@ -11,11 +11,13 @@
 namespace moeq {
 namespace {
 
-// The code points Python's str.isspace() accepts.
+// Python's str.isspace(): bidirectional class WS, B or S, or general category Zs (CPython's
+// makeunicodedata.py), from utf8proc's Unicode tables.
 bool is_py_space(int32_t c) {
-  if ((c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x20)) return true;
-  if (c == 0x85 || c == 0xa0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200a)) return true;
-  return c == 0x2028 || c == 0x2029 || c == 0x202f || c == 0x205f || c == 0x3000;
+  if (c < 0 || !utf8proc_codepoint_valid(c)) return false;
+  const utf8proc_property_t* p = utf8proc_get_property(c);
+  return p->category == UTF8PROC_CATEGORY_ZS || p->bidi_class == UTF8PROC_BIDI_CLASS_WS ||
+         p->bidi_class == UTF8PROC_BIDI_CLASS_B || p->bidi_class == UTF8PROC_BIDI_CLASS_S;
 }
 
 // Decodes the code point starting at s[i]; returns its length in bytes (1 for invalid bytes,
