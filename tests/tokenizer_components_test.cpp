@@ -85,6 +85,11 @@ TEST(TokenizerComponents, Normalizers) {
   EXPECT_EQ(normalize({{"type", "NFKD"}}, "\xEF\xAC\x81\xC3\xA9"), "fie\xCC\x81");
   // Rust's to_lowercase: İ (U+0130) becomes i + U+0307; Σ simply σ (no final-sigma rule per char).
   EXPECT_EQ(normalize({{"type", "Lowercase"}}, "HeLLo \xC4\xB0 \xCE\xA3"), "hello i\xCC\x87 \xCF\x83");
+  // StripAccents drops nonspacing marks: after NFD "é" and "ñ" lose theirs; a precomposed "é"
+  // (no mark to drop) and the spacing ´ (U+00B4, category Sk) stay.
+  const json nfd_strip = {{"type", "Sequence"}, {"normalizers", {{{"type", "NFD"}}, {{"type", "StripAccents"}}}}};
+  EXPECT_EQ(normalize(nfd_strip, "caf\xC3\xA9 ma\xC3\xB1" "ana"), "cafe manana");
+  EXPECT_EQ(normalize({{"type", "StripAccents"}}, "\xC3\xA9" "e\xCC\x81\xC2\xB4"), "\xC3\xA9" "e\xC2\xB4");
   EXPECT_EQ(normalize({{"type", "Strip"}, {"strip_left", true}, {"strip_right", true}}, "  This is an example  "),
             "This is an example");
   EXPECT_EQ(normalize({{"type", "Strip"}, {"strip_left", false}, {"strip_right", true}}, "\u3000 x \n\u00a0"), "\u3000 x");

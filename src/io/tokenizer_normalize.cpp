@@ -1,5 +1,5 @@
-// Normalizers of tokenizer.json: Unicode normal forms (utf8proc), Lowercase, Prepend, Replace,
-// Strip and Sequence.
+// Normalizers of tokenizer.json: Unicode normal forms (utf8proc), Lowercase, StripAccents,
+// Prepend, Replace, Strip and Sequence.
 #include <cstdlib>
 
 #include <utf8proc.h>
@@ -69,6 +69,21 @@ class Lowercase final : public Normalizer {
       } else {
         utf8_append(out, char32_t(utf8proc_tolower(utf8proc_int32_t(cp))));
       }
+    }
+    text = std::move(out);
+  }
+};
+
+// tokenizers' StripAccents: drops every nonspacing mark (general category Mn), which after NFD
+// (its usual place in a Sequence) takes the accents off letters.
+class StripAccents final : public Normalizer {
+ public:
+  void normalize(std::string& text) const override {
+    std::string out;
+    out.reserve(text.size());
+    for (size_t pos = 0; pos < text.size(); pos += utf8_length(static_cast<unsigned char>(text[pos]))) {
+      const char32_t cp = utf8_decode(text, pos);
+      if (utf8proc_category(utf8proc_int32_t(cp)) != UTF8PROC_CATEGORY_MN) utf8_append(out, cp);
     }
     text = std::move(out);
   }
@@ -152,6 +167,7 @@ std::unique_ptr<Normalizer> make_normalizer(const JsonNode& node) {
   if (type == "NFC" || type == "NFD" || type == "NFKC" || type == "NFKD")
     return std::make_unique<UnicodeForm>(unicode_form_options(type));
   if (type == "Lowercase") return std::make_unique<Lowercase>();
+  if (type == "StripAccents") return std::make_unique<StripAccents>();
   if (type == "Prepend") return std::make_unique<Prepend>(node.at("prepend").string());
   if (type == "Replace") return std::make_unique<Replace>(read_pattern(node.at("pattern")), node.at("content").string());
   if (type == "Strip") return std::make_unique<Strip>(node.boolean_or("strip_left", true), node.boolean_or("strip_right", true));
