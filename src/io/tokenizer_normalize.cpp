@@ -55,22 +55,25 @@ class UnicodeForm final : public Normalizer {
   utf8proc_option_t options_;
 };
 
+// Rewrites text a code point at a time: emit(cp, out) appends what cp becomes.
+template <typename Emit>
+void map_code_points(std::string& text, Emit emit) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t pos = 0; pos < text.size(); pos += utf8_length(static_cast<unsigned char>(text[pos])))
+    emit(utf8_decode(text, pos), out);
+  text = std::move(out);
+}
+
 // Rust's str::to_lowercase per character, as tokenizers applies it: the simple lowercase mapping,
 // plus the one unconditional multi-character mapping of SpecialCasing.txt (U+0130 → i + U+0307).
 class Lowercase final : public Normalizer {
  public:
   void normalize(std::string& text) const override {
-    std::string out;
-    out.reserve(text.size());
-    for (size_t pos = 0; pos < text.size(); pos += utf8_length(static_cast<unsigned char>(text[pos]))) {
-      const char32_t cp = utf8_decode(text, pos);
-      if (cp == 0x130) {
-        out += "i\xCC\x87";
-      } else {
-        utf8_append(out, char32_t(utf8proc_tolower(utf8proc_int32_t(cp))));
-      }
-    }
-    text = std::move(out);
+    map_code_points(text, [](char32_t cp, std::string& out) {
+      if (cp == 0x130) out += "i\xCC\x87";
+      else utf8_append(out, char32_t(utf8proc_tolower(utf8proc_int32_t(cp))));
+    });
   }
 };
 
@@ -79,13 +82,9 @@ class Lowercase final : public Normalizer {
 class StripAccents final : public Normalizer {
  public:
   void normalize(std::string& text) const override {
-    std::string out;
-    out.reserve(text.size());
-    for (size_t pos = 0; pos < text.size(); pos += utf8_length(static_cast<unsigned char>(text[pos]))) {
-      const char32_t cp = utf8_decode(text, pos);
+    map_code_points(text, [](char32_t cp, std::string& out) {
       if (utf8proc_category(utf8proc_int32_t(cp)) != UTF8PROC_CATEGORY_MN) utf8_append(out, cp);
-    }
-    text = std::move(out);
+    });
   }
 };
 
