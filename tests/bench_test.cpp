@@ -12,6 +12,9 @@
 
 #include "bench/bench_report.h"
 #include "bench/grid.h"
+#include "eval/perplexity.h"
+#include "io/tokenizer.h"
+#include "model/model.h"
 #include "quant/plan/bits.h"
 #include "quant/plan/plan.h"
 #include "core/error.h"
@@ -284,5 +287,31 @@ TEST(QuantizeCli, TargetBitsWritesTheRecipeNextToTheOutput) {
   EXPECT_NE(run_moeq(fmt::format("quantize models/demo_mixtral --out '{}'", out.string())), 0);
 }
 
+
+// The folder `moeq quantize` writes runs under the other commands as they are, its own copy of
+// the tokenizer included: `moeq eval` on it gives the library's perplexity of the loaded folder.
+TEST(QuantizeCli, OutputFolderRunsUnderInfoEvalAndGenerate) {
+  const fs::path out = fs::temp_directory_path() / "moeq-cli-folder";
+  const std::string json = out.string() + ".eval.json";
+  fs::remove_all(out);
+  ASSERT_EQ(run_moeq(fmt::format("quantize models/demo_mixtral --recipe recipes/rtn-int4.toml "
+                                 "--indivisible-groups halve --out '{}'", out.string())),
+            0);
+  ASSERT_TRUE(fs::exists(out / "tokenizer.json"));
+  EXPECT_EQ(run_moeq(fmt::format("info '{}'", out.string())), 0);
+  EXPECT_EQ(run_moeq(fmt::format("generate '{}' --prompt 'The ship' -n 4", out.string())), 0);
+  const fs::path text = out.string() + ".txt";
+  std::ofstream(text) << testing::read_file(testing::demo_model() / "indomain_valid.txt").substr(0, 4000);
+  ASSERT_EQ(run_moeq(fmt::format("eval '{}' --ppl '{}' --max-length 64 --json '{}'", out.string(), text.string(), json)),
+            0);
+  const nlohmann::json report = nlohmann::json::parse(std::ifstream(json));
+  auto model = Model::load(out);
+  const std::vector<int32_t> ids = Tokenizer::load(out / "tokenizer.json").encode(testing::read_file(text));
+  const double want = perplexity(*model, ids, {.window = 64}).ppl;
+  EXPECT_NEAR(report["ppl"][text.string()]["ppl"].get<double>(), want, 1e-9 * want);
+  fs::remove_all(out);
+  fs::remove(json);
+  fs::remove(text);
+}
 }  // namespace
 }  // namespace moeq::bench
