@@ -236,8 +236,9 @@ GptqResult gptq_quantize(const Tensor& w_in, const Tensor& hessian, const QuantS
   result.damp = damped_inverse_factor(hp, n, opt.damp_percent, hinv);
 
   const GroupLayout layout = make_layout(spec, opt, cols);
-  Sweep sweep{spec, opt.range_search, opt.scale_division, layout, perm, hinv, rows, cols, std::vector<float>(w0.size()),
-              std::vector<GroupParams>(size_t(rows * layout.count)), std::vector<uint8_t>(w0.size())};
+  Sweep sweep{spec, opt.range_search, opt.scale_division, layout, perm, hinv, rows, cols,
+              std::vector<float>(w0.size()), std::vector<GroupParams>(size_t(rows * layout.count)),
+              std::vector<uint8_t>(w0.size())};
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t k = 0; k < cols; ++k) sweep.w[size_t(r * cols + k)] = w0[size_t(r * cols + perm[k])];
   if (layout.upfront)

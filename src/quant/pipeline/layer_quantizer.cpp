@@ -271,7 +271,8 @@ class LayerQuantizer {
   }
 
   QuantizedMatrix run_gptq(size_t i, const Tensor& w, const Tensor& hessian, const QuantSpec& spec, UnitResult& r) {
-    GptqResult res = gptq_quantize(w, hessian, spec, gptq_options(job_.settings->gptq, entry(i).unit.role, division()));
+    const GptqOptions options = gptq_options(job_.settings->gptq, entry(i).unit.role, division());
+    GptqResult res = gptq_quantize(w, hessian, spec, options);
     r.method = "gptq";
     r.loss = res.loss;
     return std::move(res.q);
@@ -319,7 +320,8 @@ class LayerQuantizer {
     }
     std::vector<AwqLinear> linears;
     for (size_t k = 0; k < group.size(); ++k) linears.push_back({&weights[k], &hessians[k]});
-    AwqResult res = awq_quantize(linears, group_mean_abs(group, recorded), spec, awq_options(job_.settings->awq, division()));
+    AwqResult res =
+        awq_quantize(linears, group_mean_abs(group, recorded), spec, awq_options(job_.settings->awq, division()));
     const bool folded = res.scales_input() && group.size() == 1 && fold_into_up(group.front(), res.scale);
     const bool stored = res.scales_input() && !folded;
     const std::string scale_name = input_scale_name(job_.slots[group.front()].name);

@@ -277,16 +277,18 @@ class QuantizeJob {
     const Tensor w = checkpoint_->get(e.unit.name).to_f32();
     const QuantSpec spec = effective_spec(e, o_.indivisible);
     const std::string& name = e.unit.name;
+    const ScaleDivision division = recipe_.settings.int_scales.division;
     switch (e.action.method) {
       case plan::QuantMethod::Gptq: {
         const Tensor h = lm_head_inputs(*model_, hidden_).hessian();
-        return quantized_linear_tensors(name, gptq_quantize(w, h, spec, gptq_options(recipe_.settings.gptq, e.unit.role, recipe_.settings.int_scales.division)).q);
+        return quantized_linear_tensors(name,
+                                        gptq_quantize(w, h, spec, gptq_options(recipe_.settings.gptq, e.unit.role, division)).q);
       }
       case plan::QuantMethod::Awq: {
         const HessianAccumulator inputs = lm_head_inputs(*model_, hidden_);
         const Tensor h = inputs.hessian();
         const AwqLinear linear{&w, &h};
-        const AwqResult r = awq_quantize({&linear, 1}, inputs.mean_abs(), spec, awq_options(recipe_.settings.awq, recipe_.settings.int_scales.division));
+        const AwqResult r = awq_quantize({&linear, 1}, inputs.mean_abs(), spec, awq_options(recipe_.settings.awq, division));
         std::vector<TensorToWrite> out = quantized_linear_tensors(name, r.q.front());
         if (r.scales_input()) {
           input_scales_[name] = input_scale_name(name);
@@ -294,7 +296,7 @@ class QuantizeJob {
         }
         return out;
       }
-      default: return quantized_linear_tensors(name, rtn_quantize(w.ptr(), w.rows(), w.cols(), spec, recipe_.settings.int_scales.division));
+      default: return quantized_linear_tensors(name, rtn_quantize(w.ptr(), w.rows(), w.cols(), spec, division));
     }
   }
 
