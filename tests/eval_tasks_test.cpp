@@ -218,6 +218,7 @@ TEST_F(BadData, UnknownTaskNamesTheKnownOnes) {
   std::string msg = error("piqa2");
   EXPECT_NE(msg.find("unknown task 'piqa2'"), std::string::npos) << msg;
   EXPECT_NE(msg.find("arc_challenge"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("lambada for lambada_openai"), std::string::npos) << msg;  // the aliases too
 }
 
 TEST_F(BadData, MissingFileNamesIt) {

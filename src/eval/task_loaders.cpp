@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <ranges>
 #include <utility>
 
 #include "core/error.h"
@@ -212,7 +213,9 @@ Task load_task(std::string_view name, const TaskOptions& options) {
   const std::string_view canonical = alias == kAliases.end() ? name : alias->second;
   auto spec = std::find_if(kTasks.begin(), kTasks.end(), [&](const TaskSpec& s) { return s.name == canonical; });
   if (spec == kTasks.end())
-    fail("--tasks: unknown task '{}' (known: {}; lambada for lambada_openai)", name, fmt::join(kTaskNames, ", "));
+    fail("--tasks: unknown task '{}' (known: {}; {})", name, fmt::join(kTaskNames, ", "),
+         fmt::join(kAliases | std::views::transform([](const auto& a) { return fmt::format("{} for {}", a.first, a.second); }),
+                   ", "));
   return Task{std::string(canonical), spec->metric, spec->reports_acc_norm,
               spec->load(options.data_dir, options.limit)};
 }
