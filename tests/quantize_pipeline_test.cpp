@@ -432,15 +432,19 @@ Block0 demo_block0() {
   return {std::vector<double>(rec->inputs().begin(), rec->inputs().end()), model->last_routing()[0]};
 }
 
+// The weights `slot`'s op runs (dequantized), row-major.
+std::vector<float> op_weights(const LinearSlot& slot) {
+  const LinearOp& op = **slot.op;
+  std::vector<float> w(size_t(op.out_features() * op.in_features()));
+  op.weight_rows(0, op.out_features(), w.data());
+  return w;
+}
+
 // The weights of `name` as the model in `folder` runs them (dequantized), row-major.
 std::vector<float> weights_of(const fs::path& folder, const std::string& name) {
   auto model = Model::load(folder);
-  for (const LinearSlot& s : model->linears()) {
-    if (s.name != name) continue;
-    std::vector<float> w(size_t((*s.op)->out_features() * (*s.op)->in_features()));
-    (*s.op)->weight_rows(0, (*s.op)->out_features(), w.data());
-    return w;
-  }
+  for (const LinearSlot& s : model->linears())
+    if (s.name == name) return op_weights(s);
   ADD_FAILURE() << name << " not found in " << folder;
   return {};
 }
@@ -522,9 +526,9 @@ TEST(QuantizePipeline, IntScalesDivisionReachesTheWrittenFolder) {
     if (s.role != TensorRole::Attention && s.role != TensorRole::RoutedExpert) continue;
     const Tensor w = ck.get(s.name).to_f32();
     const std::vector<float> want = dequantize(rtn_quantize(w.ptr(), w.rows(), w.cols(), spec, ScaleDivision::Reciprocal));
-    std::vector<float> got(want.size()), got_exact(want.size());
-    (*s.op)->weight_rows(0, w.rows(), got.data());
-    (*exact_slots[k].op)->weight_rows(0, w.rows(), got_exact.data());
+    const std::vector<float> got = op_weights(s), got_exact = op_weights(exact_slots[k]);
+    ASSERT_EQ(got.size(), want.size()) << s.name;
+    ASSERT_EQ(got_exact.size(), want.size()) << s.name;
     for (size_t i = 0; i < want.size(); ++i) {
       // Equal up to the folder's fp16 scales (2⁻¹¹ relative), far below a step.
       ASSERT_NEAR(got[i], want[i], 1e-3f * std::fabs(want[i])) << s.name << " [" << i << "]";
@@ -557,8 +561,8 @@ TEST(QuantizePipeline, Nf4FolderLoadsAsQuantized) {
     EXPECT_EQ((*s.op)->format_name(), dq ? "nf4 dq" : "nf4") << s.name;
     const Tensor w = ck.get(s.name).to_f32();
     const std::vector<float> want = dequantize(rtn_quantize(w.ptr(), w.rows(), w.cols(), parse_quant_spec(dq ? "nf4 dq" : "nf4")));
-    std::vector<float> got(want.size());
-    (*s.op)->weight_rows(0, w.rows(), got.data());
+    const std::vector<float> got = op_weights(s);
+    ASSERT_EQ(got.size(), want.size()) << s.name;
     for (size_t b = 0; b < want.size(); b += 64) {
       float absmax = 0;
       for (size_t i = b; i < b + 64; ++i) absmax = std::max(absmax, std::fabs(want[i]));

@@ -106,7 +106,9 @@ void write_settings(std::string& out, const Recipe& recipe) {
     out += fmt::format("\n[under_calibrated]\npolicy = \"{}\"\nmin_tokens = {}\n",
                        s.under_calibrated.policy == UnderCalibratedPolicy::Rtn ? "rtn" : "all_tokens",
                        s.under_calibrated.min_tokens);
-  if (s.int_scales != defaults.int_scales) out += "\n[int_scales]\ndivision = \"reciprocal\"\n";
+  if (s.int_scales != defaults.int_scales)
+    out += fmt::format("\n[int_scales]\ndivision = \"{}\"\n",
+                       s.int_scales.division == ScaleDivision::Reciprocal ? "reciprocal" : "exact");
 }
 
 }  // namespace
