@@ -1,5 +1,5 @@
 // The AVX-512 gemm against a double-precision reference, over shapes that exercise every row
-// and column tail, k blocking, bf16 widening and the causal shortcuts.
+// and column tail, k blocking, bf16 and f16 widening and the causal shortcuts.
 #include <cmath>
 #include <random>
 
@@ -47,23 +47,30 @@ void expect_close(const std::vector<float>& got, const std::vector<double>& want
 
 const Case kCases[] = {{1, 1, 1}, {5, 7, 3}, {12, 32, 64}, {13, 33, 100}, {25, 70, 600}, {37, 64, 513}, {100, 40, 256}};
 
-TEST(Gemm, NtF32AndBf16MatchReference) {
+std::vector<float> gemm_nt(const Case& s, const std::vector<float>& a, DType dt, const void* b) {
+  std::vector<float> c(size_t(s.m * s.n), -7.0f);
+  gemm({.m = s.m, .n = s.n, .k = s.k, .a = a.data(), .lda = s.k, .b = {GemmB::Layout::NT, dt, b, s.k}, .c = c.data(),
+        .ldc = s.n, .alpha = 0.5f});
+  return c;
+}
+
+// F32 against the reference; BF16 and F16 weights widen exactly, so each gives the bits of F32
+// on the same values.
+TEST(Gemm, NtF32MatchesReferenceAndSixteenBitDtypesMatchF32) {
   std::mt19937 rng(1);
   for (const Case& s : kCases) {
-    auto a = random_vec(size_t(s.m * s.k), rng);
-    auto b = random_vec(size_t(s.n * s.k), rng);
-    std::vector<uint16_t> b16(b.size());
-    for (size_t i = 0; i < b.size(); ++i) {
-      b16[i] = f32_to_bf16(b[i]);
-      b[i] = bf16_to_f32(b16[i]);  // the same values in both dtypes
-    }
-    const auto want = reference(s, a, b, true, 0.5f);
-    for (DType dt : {DType::F32, DType::BF16}) {
-      std::vector<float> c(size_t(s.m * s.n), -7.0f);
-      const void* data = dt == DType::F32 ? static_cast<const void*>(b.data()) : b16.data();
-      gemm({.m = s.m, .n = s.n, .k = s.k, .a = a.data(), .lda = s.k, .b = {GemmB::Layout::NT, dt, data, s.k},
-            .c = c.data(), .ldc = s.n, .alpha = 0.5f});
-      expect_close(c, want, s, -1, true);
+    const auto a = random_vec(size_t(s.m * s.k), rng);
+    const auto b = random_vec(size_t(s.n * s.k), rng);
+    expect_close(gemm_nt(s, a, DType::F32, b.data()), reference(s, a, b, true, 0.5f), s, -1, true);
+    for (DType dt : {DType::BF16, DType::F16}) {
+      std::vector<uint16_t> stored(b.size());
+      std::vector<float> widened(b.size());
+      for (size_t i = 0; i < b.size(); ++i) {
+        stored[i] = dt == DType::BF16 ? f32_to_bf16(b[i]) : f32_to_f16(b[i]);
+        widened[i] = dt == DType::BF16 ? bf16_to_f32(stored[i]) : f16_to_f32(stored[i]);
+      }
+      EXPECT_EQ(gemm_nt(s, a, dt, stored.data()), gemm_nt(s, a, DType::F32, widened.data()))
+          << dtype_name(dt) << " " << s.m << "x" << s.n << "x" << s.k;
     }
   }
 }

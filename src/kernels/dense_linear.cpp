@@ -17,7 +17,7 @@ DenseLinear::DenseLinear(WeightView weight, DenseStorage storage) : w_(std::move
       w_.dtype == DType::F32 && reinterpret_cast<uintptr_t>(w_.data) % alignof(float) == 0;
   if (aligned_f32) {
     f32_ptr_ = reinterpret_cast<const float*>(w_.data);
-  } else if (storage == DenseStorage::F32 || w_.dtype != DType::BF16) {
+  } else if (storage == DenseStorage::F32 || (w_.dtype != DType::BF16 && w_.dtype != DType::F16)) {
     f32_.resize(size_t(w_.rows * w_.cols));
     convert_to_f32(w_.dtype, w_.data, f32_.data(), f32_.size());
     f32_ptr_ = f32_.data();
@@ -53,7 +53,7 @@ void DenseLinear::weight_rows(int64_t first, int64_t count, float* out) const {
 }
 
 std::string DenseLinear::format_name() const {
-  return f32_ptr_ ? "f32" : "bf16";
+  return f32_ptr_ ? "f32" : w_.dtype == DType::F16 ? "f16" : "bf16";
 }
 
 void DenseLinear::forward(const float* x, int64_t n, float* y) const {
@@ -63,6 +63,7 @@ void DenseLinear::forward(const float* x, int64_t n, float* y) const {
   if (n <= kSmallBatch) {
     GemvArgs a{.x = x, .n = n, .rows = w_.rows, .cols = w_.cols, .y = y};
     if (f32_ptr_) gemv_f32(a, f32_ptr_);
+    else if (w_.dtype == DType::F16) gemv_f16(a, static_cast<const uint16_t*>(w));
     else gemv_bf16(a, static_cast<const uint16_t*>(w));
     return;
   }

@@ -1,8 +1,8 @@
-// DenseLinear: the unquantized LinearOp. BF16 weights stay in the checkpoint's mapping and are
-// widened to fp32 one packed panel at a time inside the gemm (kernels/gemm.h), so a loaded model
-// costs no more memory than its file; or, optionally, they are widened once at load (2x the
-// memory). F32 weights are used in place; F16 ones are widened at load. All give identical
-// results: the widening is exact.
+// DenseLinear: the unquantized LinearOp. BF16 and F16 weights stay in the checkpoint's mapping
+// and are widened to fp32 one packed panel at a time inside the gemm (kernels/gemm.h), so a
+// loaded model costs no more memory than its file; or, optionally, they are widened once at load
+// (2x the memory). F32 weights are used in place. All give identical results: the widening is
+// exact.
 #pragma once
 
 #include <cstddef>
@@ -17,7 +17,7 @@
 namespace moeq {
 
 enum class DenseStorage : uint8_t {
-  Mapped,  // keep BF16 weights in the mapping, widen panels per call
+  Mapped,  // keep 16-bit weights in the mapping, widen panels per call
   F32,     // widen everything once at construction
 };
 

@@ -13,6 +13,7 @@
 
 #include "core/int_math.h"
 #include "kernels/parallel.h"
+#include "kernels/widen.h"
 
 namespace moeq {
 namespace {
@@ -22,6 +23,17 @@ constexpr int64_t kMr = 12;   // rows per micro-tile: 24 accumulators
 constexpr int64_t kKc = 512;  // k per packed block (64 KiB of panel)
 
 #define MOEQ_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
+
+// One column of a packed panel: w's kc stored weights widened into dst[kk · 32].
+template <DType D>
+MOEQ_AVX512 void pack_column(const StoredWeight<D>* w, int64_t kc, float* dst) {
+  alignas(64) float wide[16];
+  for (int64_t kk = 0; kk < kc; kk += 16) {
+    const int64_t len = std::min<int64_t>(16, kc - kk);
+    _mm512_store_ps(wide, widen16<D>(w + kk, __mmask16((1u << len) - 1)));
+    for (int64_t i = 0; i < len; ++i) dst[(kk + i) * kNr] = wide[i];
+  }
+}
 
 // Widens and packs B[k0..k0+kc) × [j0..j0+cols) into p[kk·32 + jj], zero-padding to 32 columns.
 MOEQ_AVX512 void pack_panel(const GemmB& b, int64_t k0, int64_t kc, int64_t j0, int64_t cols, float* p) {
@@ -36,13 +48,13 @@ MOEQ_AVX512 void pack_panel(const GemmB& b, int64_t k0, int64_t kc, int64_t j0, 
     return;
   }
   if (cols < kNr) std::fill_n(p, kc * kNr, 0.0f);
+  const int64_t first = j0 * b.ld + k0;
   for (int64_t jj = 0; jj < cols; ++jj) {
-    if (b.dtype == DType::BF16) {
-      const uint16_t* w = static_cast<const uint16_t*>(b.data) + (j0 + jj) * b.ld + k0;
-      for (int64_t kk = 0; kk < kc; ++kk) p[kk * kNr + jj] = bf16_to_f32(w[kk]);
-    } else {
-      const float* w = static_cast<const float*>(b.data) + (j0 + jj) * b.ld + k0;
-      for (int64_t kk = 0; kk < kc; ++kk) p[kk * kNr + jj] = w[kk];
+    const int64_t at = first + jj * b.ld;
+    switch (b.dtype) {
+      case DType::BF16: pack_column<DType::BF16>(static_cast<const uint16_t*>(b.data) + at, kc, p + jj); break;
+      case DType::F16: pack_column<DType::F16>(static_cast<const uint16_t*>(b.data) + at, kc, p + jj); break;
+      default: pack_column<DType::F32>(static_cast<const float*>(b.data) + at, kc, p + jj);
     }
   }
 }

@@ -16,7 +16,7 @@ struct GemmB {
     NN,  // B itself, row-major [k, n] (attention values); fp32 only
   };
   Layout layout = Layout::NT;
-  DType dtype = DType::F32;  // F32 or BF16
+  DType dtype = DType::F32;  // F32, BF16 or F16
   const void* data = nullptr;
   int64_t ld = 0;  // row stride of W (NT) or B (NN), in elements
 };

@@ -11,6 +11,7 @@
 #include "core/dtype.h"
 #include "core/int_math.h"
 #include "kernels/parallel.h"
+#include "kernels/widen.h"
 
 namespace moeq {
 namespace {
@@ -18,42 +19,29 @@ namespace {
 constexpr int64_t kMaxTokens = 4;
 
 // Portable reference: one weight element widened at a time.
-template <typename W>
-void gemv_rows_ref(const GemvArgs& a, const W* w, int64_t r0, int64_t r1) {
+template <DType D>
+void gemv_rows_ref(const GemvArgs& a, const StoredWeight<D>* w, int64_t r0, int64_t r1) {
   for (int64_t r = r0; r < r1; ++r)
     for (int64_t t = 0; t < a.n; ++t) {
       float acc = 0.0f;
-      for (int64_t c = 0; c < a.cols; ++c) {
-        float wv;
-        if constexpr (sizeof(W) == 2) wv = bf16_to_f32(w[r * a.cols + c]);
-        else wv = w[r * a.cols + c];
-        acc += a.x[t * a.cols + c] * wv;
-      }
+      for (int64_t c = 0; c < a.cols; ++c) acc += a.x[t * a.cols + c] * widen<D>(w[r * a.cols + c]);
       a.y[t * a.rows + r] = acc;
     }
 }
 
-__attribute__((target("avx512f,avx512bw,avx512vl"))) inline __m512 load16(const float* p, __mmask16 m) {
-  return _mm512_maskz_loadu_ps(m, p);
-}
-__attribute__((target("avx512f,avx512bw,avx512vl"))) inline __m512 load16(const uint16_t* p, __mmask16 m) {
-  __m256i h = _mm256_maskz_loadu_epi16(m, p);
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-}
-
 // AVX-512: each weight row is read once and multiplied into every token; two accumulators per
 // token hide the FMA latency when there is a single token.
-template <typename W>
-__attribute__((target("avx512f,avx512bw,avx512vl"))) void gemv_rows_avx512(const GemvArgs& a, const W* w, int64_t r0,
-                                                                   int64_t r1) {
+template <DType D>
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void gemv_rows_avx512(const GemvArgs& a, const StoredWeight<D>* w,
+                                                                   int64_t r0, int64_t r1) {
   const int64_t cols = a.cols;
   for (int64_t r = r0; r < r1; ++r) {
-    const W* wr = w + r * cols;
+    const StoredWeight<D>* wr = w + r * cols;
     __m512 acc[kMaxTokens][2];
     for (int64_t t = 0; t < a.n; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
     int64_t c = 0;
     for (; c + 32 <= cols; c += 32) {
-      const __m512 w0 = load16(wr + c, 0xffff), w1 = load16(wr + c + 16, 0xffff);
+      const __m512 w0 = widen16<D>(wr + c, 0xffff), w1 = widen16<D>(wr + c + 16, 0xffff);
       for (int64_t t = 0; t < a.n; ++t) {
         const float* xt = a.x + t * cols + c;
         acc[t][0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xt), acc[t][0]);
@@ -62,7 +50,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void gemv_rows_avx512(const
     }
     for (; c < cols; c += 16) {
       const __mmask16 m = cols - c >= 16 ? __mmask16(0xffff) : __mmask16((1u << (cols - c)) - 1);
-      const __m512 w0 = load16(wr + c, m);
+      const __m512 w0 = widen16<D>(wr + c, m);
       for (int64_t t = 0; t < a.n; ++t)
         acc[t][0] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(m, a.x + t * cols + c), acc[t][0]);
     }
@@ -70,11 +58,11 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void gemv_rows_avx512(const
   }
 }
 
-template <typename W>
-void gemv(const GemvArgs& a, const W* w) {
+template <DType D>
+void gemv(const GemvArgs& a, const StoredWeight<D>* w) {
   static const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
   if (a.n > kMaxTokens || !avx512) {
-    gemv_rows_ref(a, w, 0, a.rows);
+    gemv_rows_ref<D>(a, w, 0, a.rows);
     return;
   }
   // A fork/join costs a few microseconds on an idle machine: worth it from ~64K weights (a decode
@@ -83,13 +71,14 @@ void gemv(const GemvArgs& a, const W* w) {
   const int64_t parts = omp_get_max_threads(), chunk = ceil_div(a.rows, parts);
   parallel_for(parts, a.rows * a.cols >= (1 << 16), Schedule::Static, [&](int64_t part) {
     const int64_t r0 = std::min(a.rows, part * chunk), r1 = std::min(a.rows, r0 + chunk);
-    gemv_rows_avx512(a, w, r0, r1);
+    gemv_rows_avx512<D>(a, w, r0, r1);
   });
 }
 
 }  // namespace
 
-void gemv_f32(const GemvArgs& a, const float* w) { gemv(a, w); }
-void gemv_bf16(const GemvArgs& a, const uint16_t* w) { gemv(a, w); }
+void gemv_f32(const GemvArgs& a, const float* w) { gemv<DType::F32>(a, w); }
+void gemv_bf16(const GemvArgs& a, const uint16_t* w) { gemv<DType::BF16>(a, w); }
+void gemv_f16(const GemvArgs& a, const uint16_t* w) { gemv<DType::F16>(a, w); }
 
 }  // namespace moeq

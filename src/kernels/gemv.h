@@ -17,5 +17,6 @@ struct GemvArgs {
 
 void gemv_f32(const GemvArgs& a, const float* w);
 void gemv_bf16(const GemvArgs& a, const uint16_t* w);
+void gemv_f16(const GemvArgs& a, const uint16_t* w);  // IEEE half
 
 }  // namespace moeq
