@@ -147,6 +147,15 @@ nlohmann::json sample_results() {
             row("attn4", "attention", "roles", 2.2, 250, 0.52), row("opt", "target bits", "target_bits", 2.5, 210, 0.54)}}};
 }
 
+TEST(BenchReport, TaskCellsShowAccNormWhereTheRowHasIt) {
+  nlohmann::json r = sample_results();
+  r["rows"][2]["tasks_acc_norm"] = {{"piqa", 0.5312}};
+  const std::string md = results_markdown(r);
+  EXPECT_NE(md.find("| 52.00 / 53.12 | 52.00 |"), std::string::npos) << md;  // piqa acc / acc_norm, mean acc
+  EXPECT_NE(md.find("| 50.00 | 50.00 |"), std::string::npos) << md;          // uniform-2: acc only
+  EXPECT_NE(md.find("acc / acc_norm where lm-eval reports both"), std::string::npos);
+}
+
 TEST(BenchReport, MarkdownRowsAndDeltas) {
   const nlohmann::json r = sample_results();
   EXPECT_NEAR(*ppl_delta_percent(r, r["rows"][1], "wiki"), 50.0, 1e-12);
@@ -214,6 +223,7 @@ TEST(BenchRun, DemoModelSmallGridResumes) {
     const double copa = first["rows"][row]["tasks"]["copa"].get<double>();  // accuracy on 4 documents
     EXPECT_EQ(copa * 4, std::round(copa * 4)) << copa;
     EXPECT_EQ(first["rows"][row]["mean_acc"].get<double>(), copa);
+    EXPECT_FALSE(first["rows"][row]["tasks_acc_norm"].contains("copa"));  // lm-eval reports acc only
   }
   const double bf16 = first["rows"][0]["ppl"]["indomain_valid"], u4 = first["rows"][1]["ppl"]["indomain_valid"],
                t3 = first["rows"][2]["ppl"]["indomain_valid"];

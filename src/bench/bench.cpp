@@ -217,13 +217,15 @@ class BenchRun {
       e.tasks = o_.tasks;
       e.data_dir = o_.data_dir;
       e.limit = o_.task_limit;
-      json tasks = json::object();
+      json tasks = json::object(), tasks_acc_norm = json::object();
       double sum = 0;
       for (const TaskResult& r : evaluate(model, tokenizer_, e).tasks) {
         tasks[r.name] = r.acc;
+        if (r.acc_norm) tasks_acc_norm[r.name] = *r.acc_norm;
         sum += r.acc;
       }
       result["tasks"] = tasks;
+      result["tasks_acc_norm"] = tasks_acc_norm;
       result["mean_acc"] = sum / double(tasks.size());
     }
     result["eval_s"] = since(t);

@@ -25,6 +25,15 @@ std::string number(const json& row, const char* key, const char* format) {
   return row.contains(key) ? fmt::format(fmt::runtime(format), row.at(key).get<double>()) : "";
 }
 
+// "acc" in percent, or "acc / acc_norm" for the tasks where lm-eval reports both. Rows written
+// before acc_norm was stored have no tasks_acc_norm.
+std::string task_cell(const json& row, const std::string& task) {
+  std::string cell = fmt::format("{:.2f}", 100.0 * row.at("tasks").at(task).get<double>());
+  const json norm = row.value("tasks_acc_norm", json::object());
+  if (norm.contains(task)) cell += fmt::format(" / {:.2f}", 100.0 * norm.at(task).get<double>());
+  return cell;
+}
+
 }  // namespace
 
 std::optional<double> ppl_delta_percent(const json& results, const json& row, const std::string& set) {
@@ -45,6 +54,7 @@ std::string results_markdown(const json& results) {
       results.at("model").get<std::string>(), results.at("grid").get<std::string>(), c.at("samples").get<int64_t>(),
       c.at("seqlen").get<int64_t>(), c.at("file").get<std::string>(), c.at("seed").get<int64_t>(),
       results.value("stats_seconds", 0.0));
+  if (!tasks.empty()) out += "Task cells: acc in %, and acc / acc_norm where lm-eval reports both; mean acc averages acc.\n\n";
   std::string header = "| row | family | paper bits | ckpt bits | MiB |", rule = "|---|---|---|---|---|";
   for (const std::string& s : sets) {
     header += fmt::format(" {} ppl | Δ {} |", s, s);
@@ -70,7 +80,7 @@ std::string results_markdown(const json& results) {
       const std::optional<double> d = ppl_delta_percent(results, row, s);
       line += fmt::format(" {:.3f} | {} |", row.at("ppl").at(s).get<double>(), d ? fmt::format("{:+.2f}%", *d) : "");
     }
-    for (const std::string& t : tasks) line += fmt::format(" {:.2f} |", 100.0 * row.at("tasks").at(t).get<double>());
+    for (const std::string& t : tasks) line += fmt::format(" {} |", task_cell(row, t));
     if (!tasks.empty()) line += fmt::format(" {:.2f} |", 100.0 * row.at("mean_acc").get<double>());
     line += fmt::format(" {} | {} |", number(row, "quantize_s", "{:.1f}"), number(row, "eval_s", "{:.1f}"));
     out += line + "\n";
