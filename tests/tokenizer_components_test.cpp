@@ -102,6 +102,21 @@ TEST(TokenizerComponents, Normalizers) {
   EXPECT_EQ(normalize(sequence, ""), "");  // Prepend leaves empty text empty
 }
 
+// BertNormalizer (every option) and Nmt against what Hugging Face tokenizers itself outputs for
+// the same strings: control and format characters, every kind of white space, CJK and Hangul,
+// accents, İ and final Σ (tests/data/tokenizers_normalizers.json says how it was made).
+TEST(TokenizerComponents, BertNormalizerAndNmtMatchHuggingFaceTokenizers) {
+  const json cases = json::parse(testing::read_file(testing::source_dir() / "tests/data/tokenizers_normalizers.json"));
+  const auto& inputs = cases.at("inputs");
+  for (const auto& [name, config] : cases.at("configs").items()) {
+    for (size_t i = 0; i < inputs.size(); ++i)
+      EXPECT_EQ(normalize(config.at("normalizer"), inputs[i].get<std::string>()), config.at("outputs")[i].get<std::string>())
+          << name << ", input " << i;
+  }
+  EXPECT_EQ(cases.at("configs").size(), 5u);
+  EXPECT_EQ(normalize({{"type", "NMT"}}, "a\x01\xE2\x80\x8B" "b"), "a b");  // the upper-case spelling too
+}
+
 std::vector<std::pair<std::string, int>> added_split(const std::vector<tok::AddedToken>& tokens, std::string_view text) {
   const tok::AddedVocabulary vocabulary(tokens, nullptr);
   std::vector<std::pair<std::string, int>> out;

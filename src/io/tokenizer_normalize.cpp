@@ -1,5 +1,5 @@
 // Normalizers of tokenizer.json: Unicode normal forms (utf8proc), Lowercase, StripAccents,
-// Prepend, Replace, Strip and Sequence.
+// Prepend, Replace, Strip, Sequence, and the two fixed recipes BertNormalizer and Nmt.
 #include <cstdlib>
 
 #include <utf8proc.h>
@@ -77,13 +77,71 @@ class Lowercase final : public Normalizer {
   }
 };
 
+utf8proc_category_t category(char32_t cp) { return utf8proc_category_t(utf8proc_category(utf8proc_int32_t(cp))); }
+
 // tokenizers' StripAccents: drops every nonspacing mark (general category Mn), which after NFD
 // (its usual place in a Sequence) takes the accents off letters.
 class StripAccents final : public Normalizer {
  public:
   void normalize(std::string& text) const override {
     map_code_points(text, [](char32_t cp, std::string& out) {
-      if (utf8proc_category(utf8proc_int32_t(cp)) != UTF8PROC_CATEGORY_MN) utf8_append(out, cp);
+      if (category(cp) != UTF8PROC_CATEGORY_MN) utf8_append(out, cp);
+    });
+  }
+};
+
+// BertNormalizer's clean_text: drops NUL, U+FFFD and the "other" characters but tab, newline and
+// carriage return (categories Cc, Cf, Co; unassigned code points stay, as tokenizers keeps them),
+// then turns every white space character (Rust's char::is_whitespace: Zs, Zl, Zp, U+0009–000D,
+// U+0085) into a space. U+0085 is Cc, so the first rule has already dropped it.
+class BertCleanText final : public Normalizer {
+ public:
+  void normalize(std::string& text) const override {
+    map_code_points(text, [](char32_t cp, std::string& out) {
+      const utf8proc_category_t c = category(cp);
+      const bool kept_control = cp == '\t' || cp == '\n' || cp == '\r';
+      if (cp == 0 || cp == 0xFFFD) return;
+      if (!kept_control && (c == UTF8PROC_CATEGORY_CC || c == UTF8PROC_CATEGORY_CF || c == UTF8PROC_CATEGORY_CO))
+        return;
+      const bool space = (cp >= 0x9 && cp <= 0xD) || c == UTF8PROC_CATEGORY_ZS || c == UTF8PROC_CATEGORY_ZL ||
+                         c == UTF8PROC_CATEGORY_ZP;
+      utf8_append(out, space ? U' ' : cp);
+    });
+  }
+};
+
+// BertNormalizer's handle_chinese_chars: a space on each side of every character of the CJK
+// Unified Ideographs blocks and their extensions A–E and compatibility blocks, BERT's own
+// definition of a Chinese character, so that the pre-tokenizer makes each one a word.
+class PadChineseCharacters final : public Normalizer {
+ public:
+  void normalize(std::string& text) const override {
+    map_code_points(text, [](char32_t cp, std::string& out) {
+      const bool chinese = (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF) ||
+                           (cp >= 0x20000 && cp <= 0x2A6DF) || (cp >= 0x2A700 && cp <= 0x2B73F) ||
+                           (cp >= 0x2B740 && cp <= 0x2B81F) || (cp >= 0x2B920 && cp <= 0x2CEAF) ||
+                           (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x2F800 && cp <= 0x2FA1F);
+      if (chinese) out += ' ';
+      utf8_append(out, cp);
+      if (chinese) out += ' ';
+    });
+  }
+};
+
+// tokenizers' Nmt, SentencePiece's nmt_nfkc clean-up without the NFKC: drops the ASCII and C1
+// control characters of the fixed list below and turns the code points that NMT treats as
+// white space into a space. NUL stays.
+class Nmt final : public Normalizer {
+ public:
+  void normalize(std::string& text) const override {
+    map_code_points(text, [](char32_t cp, std::string& out) {
+      const bool dropped = (cp >= 0x1 && cp <= 0x8) || cp == 0xB || (cp >= 0xE && cp <= 0x1F) || cp == 0x7F ||
+                           cp == 0x8F || cp == 0x9F;
+      if (dropped) return;
+      const bool space = cp == 0x9 || cp == 0xA || cp == 0xC || cp == 0xD || cp == 0x1680 ||
+                         (cp >= 0x200B && cp <= 0x200F) || cp == 0x2028 || cp == 0x2029 || cp == 0x2581 ||
+                         cp == 0xFEFF || cp == 0xFFFD;
+      utf8_append(out, space ? U' ' : cp);
     });
   }
 };
@@ -141,6 +199,21 @@ utf8proc_option_t unicode_form_options(std::string_view type) {
   return utf8proc_option_t(stable | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT);
 }
 
+// BertNormalizer as a sequence of its steps, in tokenizers' order. strip_accents null follows
+// lowercase; stripping is NFD and then dropping the nonspacing marks.
+std::unique_ptr<Normalizer> make_bert_normalizer(const JsonNode& node) {
+  std::vector<std::unique_ptr<Normalizer>> steps;
+  if (node.boolean_or("clean_text", true)) steps.push_back(std::make_unique<BertCleanText>());
+  if (node.boolean_or("handle_chinese_chars", true)) steps.push_back(std::make_unique<PadChineseCharacters>());
+  const bool lowercase = node.boolean_or("lowercase", true);
+  if (node.boolean_or("strip_accents", lowercase)) {
+    steps.push_back(std::make_unique<UnicodeForm>(unicode_form_options("NFD")));
+    steps.push_back(std::make_unique<StripAccents>());
+  }
+  if (lowercase) steps.push_back(std::make_unique<Lowercase>());
+  return std::make_unique<SequenceOfNormalizers>(std::move(steps));
+}
+
 }  // namespace
 
 Regex read_pattern(const JsonNode& pattern) {
@@ -172,6 +245,8 @@ std::unique_ptr<Normalizer> make_normalizer(const JsonNode& node) {
   if (type == "Strip") return std::make_unique<Strip>(node.boolean_or("strip_left", true), node.boolean_or("strip_right", true));
   if (type == "Sequence")
     return std::make_unique<SequenceOfNormalizers>(make_each(node.at("normalizers"), make_normalizer));
+  if (type == "BertNormalizer") return make_bert_normalizer(node);
+  if (type == "Nmt" || type == "NMT") return std::make_unique<Nmt>();  // tokenizers writes "Nmt"
   node.at("type").fail(fmt::format("is '{}', a normalizer moeq does not support", type));
 }
 
