@@ -117,6 +117,34 @@ TEST(TokenizerComponents, BertNormalizerAndNmtMatchHuggingFaceTokenizers) {
   EXPECT_EQ(normalize({{"type", "NMT"}}, "a\x01\xE2\x80\x8B" "b"), "a b");  // the upper-case spelling too
 }
 
+// SentencePiece's nmt_nfkc rules as a Precompiled normalizer, against Hugging Face tokenizers on
+// the same charsmap: full-width and half-width forms, ligatures, Hangul, emoji clusters, and
+// clusters whose first character alone has a key (tokenizers replaces the whole cluster).
+TEST(TokenizerComponents, PrecompiledMatchesHuggingFaceTokenizers) {
+  const json cases = json::parse(testing::read_file(testing::source_dir() / "tests/data/tokenizers_precompiled_nmt_nfkc.json"));
+  const auto& inputs = cases.at("inputs");
+  ASSERT_EQ(inputs.size(), cases.at("outputs").size());
+  for (size_t i = 0; i < inputs.size(); ++i)
+    EXPECT_EQ(normalize(cases.at("normalizer"), inputs[i].get<std::string>()), cases.at("outputs")[i].get<std::string>())
+        << "input " << i;
+}
+
+TEST(TokenizerComponents, PrecompiledRejectsABadCharsmap) {
+  auto error = [](const std::string& charsmap) {
+    try {
+      normalize({{"type", "Precompiled"}, {"precompiled_charsmap", charsmap}}, "x");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(error("abc"), "test.json: field 'normalizer.precompiled_charsmap' is not base64");
+  EXPECT_EQ(error("AQ=="), "test.json: field 'normalizer.precompiled_charsmap' holds 1 bytes, fewer than the 4 of its trie size");
+  EXPECT_EQ(error("CAAAAAAAAAA="),  // a trie of 8 bytes stated, 4 present
+            "test.json: field 'normalizer.precompiled_charsmap' states a trie of 8 bytes: not a positive multiple of 4 "
+            "within the 4 bytes that follow");
+}
+
 std::vector<std::pair<std::string, int>> added_split(const std::vector<tok::AddedToken>& tokens, std::string_view text) {
   const tok::AddedVocabulary vocabulary(tokens, nullptr);
   std::vector<std::pair<std::string, int>> out;

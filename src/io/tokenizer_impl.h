@@ -55,6 +55,8 @@ class Decoder {
 std::unique_ptr<Normalizer> make_normalizer(const JsonNode& node);
 std::unique_ptr<PreTokenizer> make_pre_tokenizer(const JsonNode& node);
 std::unique_ptr<Decoder> make_decoder(const JsonNode& node);
+// SentencePiece's precompiled_charsmap rules (io/tokenizer_precompiled.cpp); make_normalizer's "Precompiled".
+std::unique_ptr<Normalizer> make_precompiled(const JsonNode& node);
 
 // The components listed in `list` (the members of a Sequence), each made by `make`.
 template <typename Component>

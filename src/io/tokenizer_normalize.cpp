@@ -1,5 +1,6 @@
 // Normalizers of tokenizer.json: Unicode normal forms (utf8proc), Lowercase, StripAccents,
-// Prepend, Replace, Strip, Sequence, and the two fixed recipes BertNormalizer and Nmt.
+// Prepend, Replace, Strip, Sequence, and the two fixed recipes BertNormalizer and Nmt
+// (Precompiled has its own file).
 #include <cstdlib>
 
 #include <utf8proc.h>
@@ -246,6 +247,7 @@ std::unique_ptr<Normalizer> make_normalizer(const JsonNode& node) {
   if (type == "Sequence")
     return std::make_unique<SequenceOfNormalizers>(make_each(node.at("normalizers"), make_normalizer));
   if (type == "BertNormalizer") return make_bert_normalizer(node);
+  if (type == "Precompiled") return make_precompiled(node);
   if (type == "Nmt" || type == "NMT") return std::make_unique<Nmt>();  // tokenizers writes "Nmt"
   node.at("type").fail(fmt::format("is '{}', a normalizer moeq does not support", type));
 }
