@@ -189,6 +189,26 @@ void parse_attention(const Fields& f, ModelConfig& c) {
   c.attention_scale = 1.0 / std::sqrt(double(c.head_dim));
 }
 
+// quantization_config of a block-scaled FP8 checkpoint. moeq's own quantization_config (a
+// quantized folder) is read by model/manifest; other methods are not source formats moeq reads.
+void parse_fp8_source(const Fields& f, ModelConfig& c) {
+  const json* qc = f.find("quantization_config");
+  if (!qc || !qc->is_object() || qc->value("quant_method", json()) != "fp8") return;
+  const Fields q(*qc, c.file.string() + ": quantization_config");
+  if (const std::string fmt = q.opt_str("fmt", "e4m3"); fmt != "e4m3")
+    q.bad("fmt", fmt::format("is '{}'; moeq reads e4m3 FP8 weights only", fmt));
+  if (const std::string scheme = q.opt_str("activation_scheme", "dynamic"); scheme != "dynamic")
+    q.bad("activation_scheme", fmt::format("is '{}'; moeq reads FP8 weights with dynamic activations only", scheme));
+  ModelConfig::Fp8Blocks blocks;
+  if (const json* size = q.find("weight_block_size")) {
+    if (!size->is_array() || size->size() != 2 || !(*size)[0].is_number_integer() || !(*size)[1].is_number_integer() ||
+        (*size)[0].get<int64_t>() < 1 || (*size)[1].get<int64_t>() < 1)
+      q.bad("weight_block_size", "must be [rows, cols], two positive integers");
+    blocks = {(*size)[0].get<int64_t>(), (*size)[1].get<int64_t>()};
+  }
+  c.fp8 = blocks;
+}
+
 }  // namespace
 
 int64_t ModelConfig::qk_head_dim() const {
@@ -222,6 +242,7 @@ ModelConfig parse_config(const json& j, const std::filesystem::path& file) {
   else if (dtype == "float16") c.dtype = DType::F16;
   else if (dtype != "float32") f.bad("dtype", fmt::format("is '{}'; expected bfloat16, float16 or float32", dtype));
 
+  parse_fp8_source(f, c);
   parse_attention(f, c);
   parse_rope(f, c);
   parse_routing(f, c);

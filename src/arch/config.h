@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,14 @@ struct ModelConfig {
   bool rope_interleave = false;
   // config.json "dtype" ("torch_dtype" on hub configs); see LoadOptions::rope_in_config_dtype.
   DType dtype = DType::F32;
+  // A block-scaled FP8 checkpoint (quantization_config.quant_method "fp8", DeepSeek-V3's format):
+  // each F8_E4M3 weight has a "<name>_scale_inv" of one fp32 factor per block of this many rows
+  // and columns. Its weights are widened to BF16 at load (model/fp8_weights.h).
+  struct Fp8Blocks {
+    int64_t rows = 128;
+    int64_t cols = 128;
+  };
+  std::optional<Fp8Blocks> fp8;
 
   // MLA (DeepSeek): q_lora_rank 0 means a plain q_proj.
   int64_t q_lora_rank = 0;

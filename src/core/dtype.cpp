@@ -1,11 +1,13 @@
 #include "core/dtype.h"
 
+#include <limits>
+
 #include "core/error.h"
 
 namespace moeq {
 
 std::optional<DType> dtype_from_name(std::string_view name) {
-  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::I8, DType::U8, DType::I32, DType::I64})
+  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::F8_E4M3, DType::I8, DType::U8, DType::I32, DType::I64})
     if (dtype_name(t) == name) return t;
   return std::nullopt;
 }
@@ -20,6 +22,15 @@ float f16_to_f32(uint16_t h) {
   }
   if (exp == 31) return std::bit_cast<float>(sign | 0x7f800000u | (mant << 13));
   return std::bit_cast<float>(sign | ((exp + 112) << 23) | (mant << 13));
+}
+
+float f8e4m3_to_f32(uint8_t b) {
+  const uint32_t exp = (b >> 3) & 0xfu, mant = b & 0x7u;
+  float magnitude;
+  if (exp == 0xf && mant == 0x7) magnitude = std::numeric_limits<float>::quiet_NaN();
+  else if (exp == 0) magnitude = float(mant) * 0x1p-9f;  // subnormal: mant · 2^-9
+  else magnitude = std::bit_cast<float>(((exp + 120) << 23) | (mant << 20));
+  return b & 0x80u ? -magnitude : magnitude;
 }
 
 uint16_t f32_to_f16(float f) {
@@ -60,6 +71,9 @@ void convert_to_f32(DType t, const std::byte* src, float* dst, size_t n) {
         std::memcpy(&h, src + 2 * i, 2);
         dst[i] = f16_to_f32(h);
       }
+      return;
+    case DType::F8_E4M3:
+      for (size_t i = 0; i < n; ++i) dst[i] = f8e4m3_to_f32(uint8_t(src[i]));
       return;
     default:
       fail("cannot convert dtype {} to F32", dtype_name(t));

@@ -10,13 +10,16 @@
 
 namespace moeq {
 
-enum class DType : uint8_t { F32, F16, BF16, I8, U8, I32, I64 };
+// F8_E4M3: OCP FP8 E4M3 ("e4m3fn": no infinities, S.1111.111 is NaN), the weights of block-scaled
+// FP8 checkpoints such as DeepSeek-V3's.
+enum class DType : uint8_t { F32, F16, BF16, F8_E4M3, I8, U8, I32, I64 };
 
 constexpr size_t dtype_size(DType t) {
   switch (t) {
     case DType::F32: return 4;
     case DType::F16: return 2;
     case DType::BF16: return 2;
+    case DType::F8_E4M3: return 1;
     case DType::I8: return 1;
     case DType::U8: return 1;
     case DType::I32: return 4;
@@ -31,6 +34,7 @@ constexpr std::string_view dtype_name(DType t) {
     case DType::F32: return "F32";
     case DType::F16: return "F16";
     case DType::BF16: return "BF16";
+    case DType::F8_E4M3: return "F8_E4M3";
     case DType::I8: return "I8";
     case DType::U8: return "U8";
     case DType::I32: return "I32";
@@ -52,6 +56,7 @@ inline uint16_t f32_to_bf16(float f) {
 }
 
 float f16_to_f32(uint16_t h);
+float f8e4m3_to_f32(uint8_t b);  // exact
 uint16_t f32_to_f16(float f);  // round-to-nearest-even, saturating to inf like IEEE
 
 // Converts n elements of any floating dtype at src to fp32.

@@ -1,6 +1,7 @@
 #include "model/loader.h"
 
 #include "model/checkpoint_io.h"
+#include "model/fp8_weights.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -16,9 +17,21 @@ class Loader {
 
   WeightView view(const std::string& name, const std::vector<int64_t>& shape) const {
     const TensorView& t = ck_->get(name, shape);
+    if (t.dtype == DType::F8_E4M3) return widened_fp8(t);
     if (t.dtype != DType::F32 && t.dtype != DType::BF16 && t.dtype != DType::F16)
-      fail("{}: tensor '{}' has dtype {}, expected F32, BF16 or F16", t.file.string(), name, dtype_name(t.dtype));
+      fail("{}: tensor '{}' has dtype {}, expected F32, BF16, F16 or F8_E4M3", t.file.string(), name, dtype_name(t.dtype));
     return WeightView{t.dtype, t.data, shape.front(), shape.back(), ck_};
+  }
+
+  // An FP8 weight becomes an owned BF16 copy: twice its file's bytes, what a BF16 checkpoint of
+  // the model would map.
+  WeightView widened_fp8(const TensorView& t) const {
+    if (!c_.fp8)
+      fail("{}: tensor '{}' is F8_E4M3, but {} has no quantization_config with quant_method 'fp8'", t.file.string(),
+           t.name, c_.file.string());
+    auto widened = std::make_shared<const std::vector<uint16_t>>(fp8_weight_to_bf16(*ck_, t, *c_.fp8));
+    return WeightView{DType::BF16, reinterpret_cast<const std::byte*>(widened->data()), t.shape.front(), t.shape.back(),
+                      widened};
   }
 
   std::vector<float> vec(const std::string& name, int64_t dim) const {

@@ -97,6 +97,9 @@ std::optional<QuantManifest> read_manifest(const std::filesystem::path& model_di
     fail("{}: not valid JSON ({})", file.string(), e.what());
   }
   if (!config.contains("quantization_config")) return std::nullopt;
+  // A block-scaled FP8 source checkpoint, not a moeq folder: arch/config reads it.
+  if (const auto& qc = config["quantization_config"]; qc.is_object() && qc.value("quant_method", nlohmann::json()) == "fp8")
+    return std::nullopt;
   return QuantManifest::from_json(config, file.string());
 }
 

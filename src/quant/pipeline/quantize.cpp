@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "model/checkpoint_io.h"
+#include "model/fp8_weights.h"
 #include "model/manifest.h"
 #include "quant/algo/gptq.h"
 #include "quant/algo/rtn.h"
@@ -224,8 +225,23 @@ class QuantizeJob {
     for (const TensorToWrite& t : r.input_scales) tensors.push_back(t);
     const std::string prefix = fmt::format("model.layers.{}.", layer);
     for (const auto& [name, view] : checkpoint_->tensors())
-      if (name.starts_with(prefix) && !replaced.count(name)) tensors.push_back(raw_copy(view));
+      if (name.starts_with(prefix) && !replaced.count(name)) carry(view, tensors);
     write_safetensors(shard, tensors, {{"format", "pt"}, {"moeq", "quantized"}});
+  }
+
+  // A source tensor the output keeps as stored; but a block-scaled FP8 source's weights are written
+  // as the BF16 the model computed with, and their scales are dropped (the output's
+  // quantization_config is moeq's).
+  void carry(const TensorView& view, std::vector<TensorToWrite>& out) const {
+    const auto& fp8 = model_->config().fp8;
+    if (fp8 && view.dtype == DType::F8_E4M3) {
+      const std::vector<uint16_t> bf16 = fp8_weight_to_bf16(*checkpoint_, view, *fp8);
+      TensorToWrite t{view.name, DType::BF16, view.shape, std::vector<std::byte>(bf16.size() * sizeof(uint16_t))};
+      std::memcpy(t.bytes.data(), bf16.data(), t.bytes.size());
+      out.push_back(std::move(t));
+    } else if (!(fp8 && is_fp8_scale(*checkpoint_, view.name))) {
+      out.push_back(raw_copy(view));
+    }
   }
 
   json layer_json(const LayerResult& r) const {
@@ -261,7 +277,7 @@ class QuantizeJob {
       replaced.insert(e.unit.name);
     }
     for (const auto& [name, view] : checkpoint_->tensors())
-      if (!name.starts_with("model.layers.") && !replaced.count(name)) rest.push_back(raw_copy(view));
+      if (!name.starts_with("model.layers.") && !replaced.count(name)) carry(view, rest);
     write_safetensors(partial_ / shard_name(count - 1, count), rest, {{"format", "pt"}, {"moeq", "quantized"}});
     write_metadata(count, seconds);
     if (fs::exists(o_.out_dir)) fs::remove_all(o_.out_dir);
