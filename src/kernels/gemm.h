@@ -1,6 +1,6 @@
 // fp32 matrix multiply with AVX-512 micro-kernels, reading the right-hand matrix in its stored
 // dtype: C[m, n] = alpha · A[m, k] · B. B's panels of 32 columns are widened to fp32 and packed
-// just before use, so bf16 weights never exist in fp32 as a whole. Falls back to OpenBLAS on
+// just before use, so 16-bit weights never exist in fp32 as a whole. Falls back to OpenBLAS on
 // CPUs without AVX-512.
 #pragma once
 
