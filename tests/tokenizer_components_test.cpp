@@ -129,6 +129,19 @@ TEST(TokenizerComponents, PrecompiledMatchesHuggingFaceTokenizers) {
         << "input " << i;
 }
 
+// The ByteLevel normalizer and the CharDelimiterSplit pre-tokenizer against tokenizers 0.23.2.
+TEST(TokenizerComponents, ByteLevelNormalizerAndCharDelimiterSplitMatchHuggingFaceTokenizers) {
+  const json cases = json::parse(testing::read_file(testing::source_dir() / "tests/data/tokenizers_byte_level_char_split.json"));
+  const auto& inputs = cases.at("inputs");
+  const auto& byte_level = cases.at("byte_level");
+  const auto& split = cases.at("char_delimiter_split");
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const std::string text = inputs[i].get<std::string>();
+    EXPECT_EQ(normalize(byte_level.at("normalizer"), text), byte_level.at("outputs")[i].get<std::string>()) << i;
+    EXPECT_EQ(pre_tokenize(split.at("pre_tokenizer"), text), split.at("outputs")[i].get<Strings>()) << i;
+  }
+}
+
 TEST(TokenizerComponents, PrecompiledRejectsABadCharsmap) {
   auto error = [](const std::string& charsmap) {
     try {

@@ -1,5 +1,5 @@
 // Normalizers of tokenizer.json: Unicode normal forms (utf8proc), Lowercase, StripAccents,
-// Prepend, Replace, Strip, Sequence, and the two fixed recipes BertNormalizer and Nmt
+// Prepend, Replace, Strip, Sequence, ByteLevel, and the two fixed recipes BertNormalizer and Nmt
 // (Precompiled has its own file).
 #include <cstdlib>
 
@@ -147,6 +147,17 @@ class Nmt final : public Normalizer {
   }
 };
 
+// tokenizers' ByteLevel normalizer: every byte becomes the character of GPT-2's byte alphabet,
+// as the ByteLevel pre-tokenizer does, without its splitting.
+class ByteLevelBytes final : public Normalizer {
+ public:
+  void normalize(std::string& text) const override {
+    std::string out;
+    ByteLevelAlphabet::get().encode(text, out);
+    text = std::move(out);
+  }
+};
+
 class Prepend final : public Normalizer {
  public:
   explicit Prepend(std::string prefix) : prefix_(std::move(prefix)) {}
@@ -248,6 +259,7 @@ std::unique_ptr<Normalizer> make_normalizer(const JsonNode& node) {
     return std::make_unique<SequenceOfNormalizers>(make_each(node.at("normalizers"), make_normalizer));
   if (type == "BertNormalizer") return make_bert_normalizer(node);
   if (type == "Precompiled") return make_precompiled(node);
+  if (type == "ByteLevel") return std::make_unique<ByteLevelBytes>();
   if (type == "Nmt" || type == "NMT") return std::make_unique<Nmt>();  // tokenizers writes "Nmt"
   node.at("type").fail(fmt::format("is '{}', a normalizer moeq does not support", type));
 }

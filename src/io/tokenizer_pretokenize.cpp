@@ -229,6 +229,11 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer(const JsonNode& node) {
   if (type == "WhitespaceSplit") return pattern_split(R"(\p{White_Space})", Behavior::Removed);
   if (type == "Sequence")
     return std::make_unique<SequenceOfPreTokenizers>(make_each(node.at("pretokenizers"), make_pre_tokenizer));
+  if (type == "CharDelimiterSplit") {  // tokenizers splits on the delimiter and drops it
+    const JsonNode delimiter = node.at("delimiter");
+    return std::make_unique<PatternSplit>(Regex(delimiter.string(), Regex::Kind::Literal, delimiter.where()),
+                                          Behavior::Removed, false);
+  }
   if (type == "BertPreTokenizer") {
     std::vector<std::unique_ptr<PreTokenizer>> steps;
     steps.push_back(pattern_split(R"(\p{White_Space})", Behavior::Removed));
