@@ -191,10 +191,9 @@ void parse_attention(const Fields& f, ModelConfig& c) {
 
 // quantization_config of a block-scaled FP8 checkpoint. moeq's own quantization_config (a
 // quantized folder) is read by model/manifest; other methods are not source formats moeq reads.
-void parse_fp8_source(const Fields& f, ModelConfig& c) {
-  const json* qc = f.find("quantization_config");
-  if (!qc || !qc->is_object() || qc->value("quant_method", json()) != "fp8") return;
-  const Fields q(*qc, c.file.string() + ": quantization_config");
+void parse_fp8_source(const json& j, ModelConfig& c) {
+  if (!is_fp8_source(j)) return;
+  const Fields q(j.at("quantization_config"), c.file.string() + ": quantization_config");
   if (const std::string fmt = q.opt_str("fmt", "e4m3"); fmt != "e4m3")
     q.bad("fmt", fmt::format("is '{}'; moeq reads e4m3 FP8 weights only", fmt));
   if (const std::string scheme = q.opt_str("activation_scheme", "dynamic"); scheme != "dynamic")
@@ -210,6 +209,11 @@ void parse_fp8_source(const Fields& f, ModelConfig& c) {
 }
 
 }  // namespace
+
+bool is_fp8_source(const json& config) {
+  const auto qc = config.find("quantization_config");
+  return qc != config.end() && qc->is_object() && qc->value("quant_method", json()) == "fp8";
+}
 
 int64_t ModelConfig::qk_head_dim() const {
   return arch.attention == AttentionKind::Mla ? qk_nope_head_dim + qk_rope_head_dim : head_dim;
@@ -242,7 +246,7 @@ ModelConfig parse_config(const json& j, const std::filesystem::path& file) {
   else if (dtype == "float16") c.dtype = DType::F16;
   else if (dtype != "float32") f.bad("dtype", fmt::format("is '{}'; expected bfloat16, float16 or float32", dtype));
 
-  parse_fp8_source(f, c);
+  parse_fp8_source(j, c);
   parse_attention(f, c);
   parse_rope(f, c);
   parse_routing(f, c);

@@ -94,5 +94,8 @@ struct ModelConfig {
 // and field for unsupported model types, missing or malformed fields.
 ModelConfig load_config(const std::filesystem::path& path);
 ModelConfig parse_config(const nlohmann::json& json, const std::filesystem::path& file);
+// Whether config.json's quantization_config describes a block-scaled FP8 source checkpoint
+// (ModelConfig::fp8) rather than a folder moeq wrote (model/manifest).
+bool is_fp8_source(const nlohmann::json& config);
 
 }  // namespace moeq

@@ -81,11 +81,10 @@ class Precompiled final : public Normalizer {
 
  private:
   // The replacement of the shortest key that `key` starts with (darts-clone's
-  // commonPrefixSearch, first result). A corrupt trie reads as "no key", never out of bounds.
+  // commonPrefixSearch, first result). A corrupt trie reads as "no key", never out of bounds; the
+  // constructor guarantees the root unit.
   std::optional<std::string_view> replacement(std::string_view key) const {
-    size_t node = 0;
-    if (units_.empty()) return std::nullopt;
-    node ^= offset(units_[0]);
+    size_t node = offset(units_[0]);
     for (const char ch : key) {
       const auto c = static_cast<unsigned char>(ch);
       if (c == 0) break;

@@ -5,12 +5,17 @@
 
 namespace moeq {
 
-std::string fp8_scale_name(const std::string& weight_name) { return weight_name + "_scale_inv"; }
+namespace {
+
+constexpr std::string_view kScaleSuffix = "_scale_inv";
+
+}  // namespace
+
+std::string fp8_scale_name(const std::string& weight_name) { return weight_name + std::string(kScaleSuffix); }
 
 bool is_fp8_scale(const Checkpoint& checkpoint, const std::string& name) {
-  constexpr std::string_view suffix = "_scale_inv";
-  if (!name.ends_with(suffix)) return false;
-  const std::string weight = name.substr(0, name.size() - suffix.size());
+  if (!name.ends_with(kScaleSuffix)) return false;
+  const std::string weight = name.substr(0, name.size() - kScaleSuffix.size());
   return checkpoint.contains(weight) && checkpoint.get(weight).dtype == DType::F8_E4M3;
 }
 

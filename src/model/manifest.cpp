@@ -2,6 +2,7 @@
 
 #include <fstream>
 
+#include "arch/config.h"
 #include "core/error.h"
 #include "kernels/act_quant_linear.h"
 
@@ -96,10 +97,7 @@ std::optional<QuantManifest> read_manifest(const std::filesystem::path& model_di
   } catch (const nlohmann::json::parse_error& e) {
     fail("{}: not valid JSON ({})", file.string(), e.what());
   }
-  if (!config.contains("quantization_config")) return std::nullopt;
-  // A block-scaled FP8 source checkpoint, not a moeq folder: arch/config reads it.
-  if (const auto& qc = config["quantization_config"]; qc.is_object() && qc.value("quant_method", nlohmann::json()) == "fp8")
-    return std::nullopt;
+  if (!config.contains("quantization_config") || is_fp8_source(config)) return std::nullopt;
   return QuantManifest::from_json(config, file.string());
 }
 
