@@ -1,7 +1,6 @@
 // DenseLinear keeps BF16 and F16 weights in their stored dtype and widens them inside the
 // kernels. The widening is exact, so every batch size (the gemv up to 4 tokens, the gemm above)
 // gives the bits of the same values held in fp32.
-#include <cstring>
 #include <random>
 
 #include "io/safetensors.h"
@@ -56,13 +55,9 @@ TEST(DenseLinear, F16CheckpointLoadsMappedAndMatchesItsBf16Original) {
   {
     const Checkpoint ck = Checkpoint::open(testing::demo_model());
     for (const auto& [name, view] : ck.tensors()) {
-      const Tensor t = view.to_f32();
-      std::vector<std::byte> bytes(t.data.size() * 2);
-      for (size_t i = 0; i < t.data.size(); ++i) {
-        const uint16_t h = f32_to_f16(t.data[i]);
-        std::memcpy(bytes.data() + 2 * i, &h, 2);
-      }
-      tensors.push_back({name, DType::F16, view.shape, std::move(bytes)});
+      std::vector<uint16_t> half;
+      for (float w : view.to_f32().data) half.push_back(f32_to_f16(w));
+      tensors.push_back({name, DType::F16, view.shape, testing::bytes_of(half)});
     }
   }
   write_safetensors(dir / "model.safetensors", tensors);

@@ -19,6 +19,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+using testing::bytes_of;
 
 constexpr int64_t kBlockRows = 16, kBlockCols = 24;
 
@@ -31,13 +32,6 @@ uint8_t to_e4m3(float x) {
     if (d < best_d || (d == best_d && code % 2 == 0)) best = uint8_t(code);
   }
   return x < 0 ? uint8_t(best | 0x80) : best;
-}
-
-template <typename T>
-std::vector<std::byte> bytes_of(const std::vector<T>& v) {
-  std::vector<std::byte> out(v.size() * sizeof(T));
-  std::memcpy(out.data(), v.data(), out.size());
-  return out;
 }
 
 struct Folders {
@@ -132,14 +126,7 @@ TEST(Fp8Checkpoint, LoadsAsItsWidenedBf16AndQuantizesWithoutFp8Tensors) {
 
 TEST(Fp8Checkpoint, MissingScaleOrConfigIsAnErrorNamingTheTensor) {
   const Folders f = write_fp8_fixture("errors");
-  auto load_error = [](const fs::path& dir) {
-    try {
-      Model::load(dir);
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
+  auto load_error = [](const fs::path& dir) { return testing::error_of([&] { Model::load(dir); }); };
   // Without the FP8 quantization_config the F8_E4M3 weights have no meaning.
   std::ofstream(f.fp8 / "config.json") << testing::read_file(f.widened / "config.json");
   EXPECT_NE(load_error(f.fp8).find("is F8_E4M3, but"), std::string::npos) << load_error(f.fp8);

@@ -80,16 +80,7 @@ method = "awq"
 bits = 2
 )";
 
-// The message of the moeq::Error that `fn` throws ("" if none).
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing::error_of;
 
 std::string parse_error(const std::string& text) {
   return error_of([&] { parse_recipe(text, "r.toml"); });

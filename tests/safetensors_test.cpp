@@ -56,12 +56,7 @@ class SafetensorsFiles : public ::testing::Test {
   fs::path dir_;
 };
 
-template <typename T>
-std::vector<std::byte> bytes_of(const std::vector<T>& v) {
-  std::vector<std::byte> out(v.size() * sizeof(T));
-  std::memcpy(out.data(), v.data(), out.size());
-  return out;
-}
+using testing::bytes_of;
 
 std::vector<std::byte> bf16_bytes(const std::vector<float>& v) {
   std::vector<uint16_t> h;

@@ -1,15 +1,21 @@
-// Helpers shared by the tests: where ../shared is, reading reference files, whole files.
+// Helpers shared by the tests: where ../shared is, reading reference files, whole files, raw
+// tensor bytes, error messages.
 #pragma once
 
+#include <cstddef>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <gtest/gtest.h>
+
+#include "core/error.h"
 
 namespace moeq::testing {
 
@@ -44,6 +50,25 @@ inline void write_file(const std::filesystem::path& path, std::string_view text)
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(text.data(), std::streamsize(text.size()));
   if (!out) throw std::runtime_error("cannot write " + path.string());
+}
+
+// The bytes of v as a safetensors tensor stores them.
+template <typename T>
+std::vector<std::byte> bytes_of(const std::vector<T>& v) {
+  std::vector<std::byte> out(v.size() * sizeof(T));
+  std::memcpy(out.data(), v.data(), out.size());
+  return out;
+}
+
+// The message of the moeq::Error that `fn` throws ("" if none).
+template <typename Fn>
+std::string error_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
 }
 
 }  // namespace moeq::testing
